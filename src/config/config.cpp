@@ -1,0 +1,74 @@
+// resolve(): one validation pass over the whole tree, section by section.
+#include "lire/config/config.h"
+
+#include <algorithm>
+
+#include "lire/config/section_reader.h"
+#include "lire/core/error.h"
+#include "lire/core/suggest.h"
+#include "lire/version.h"
+
+namespace lire::config {
+namespace {
+
+std::string prefix(const ConfigTree& tree, const std::string& key) {
+  const std::string where = tree.location(key).to_string();
+  return where.empty() ? where : where + ": ";
+}
+
+// Sections this version reads nothing from: any key in them is an error.
+void reject_keys(const ConfigTree& tree, const std::string& name) {
+  SectionReader reader(tree, name);  // checks that the section is a mapping
+  const nlohmann::json* node = tree.find(name);
+  if (node && node->is_object() && !node->empty()) {
+    const std::string key = name + "." + node->begin().key();
+    throw ConfigError(str(prefix(tree, key), "unknown key ", key, " (section '", name,
+                          "' takes no keys in lire ", LIRE_VERSION, ")"));
+  }
+  reader.finish();
+}
+
+}  // namespace
+
+const std::vector<std::string>& section_names() {
+  static const std::vector<std::string> names = {"model", "lora",    "data",   "loss",   "train",  "eval",
+                                                 "sample", "rewards", "evolve", "output", "runtime"};
+  return names;
+}
+
+Config resolve(const ConfigTree& tree) {
+  const nlohmann::json& root = tree.root();
+  if (!root.is_null() && !root.is_object())
+    throw ConfigError(str("the configuration must be a mapping of sections, got ", root.type_name()));
+  const auto& names = section_names();
+  if (root.is_object()) {
+    for (auto it = root.begin(); it != root.end(); ++it) {
+      if (std::find(names.begin(), names.end(), it.key()) != names.end()) continue;
+      throw ConfigError(str(prefix(tree, it.key()), "unknown section '", it.key(), "'",
+                            did_you_mean(it.key(), names), " (sections: ", join_sorted(names), ")"));
+    }
+  }
+
+  Config cfg;
+  cfg.tree = tree;
+  for (const auto& name : names) {
+    if (name == "loss") {
+      SectionReader reader(tree, "loss");
+      cfg.loss = losses::read_loss_options(reader);
+    } else if (name == "runtime") {
+      SectionReader reader(tree, "runtime");
+      cfg.runtime = read_runtime_options(reader);
+    } else {
+      reject_keys(tree, name);
+    }
+  }
+  return cfg;
+}
+
+ConfigTree load(const std::string& path, const std::vector<std::string>& overrides) {
+  ConfigTree tree = path.empty() ? ConfigTree() : ConfigTree::from_file(path);
+  tree.apply_overrides(overrides);
+  return tree;
+}
+
+}  // namespace lire::config
