@@ -23,17 +23,16 @@ struct Reduced {
 };
 
 // Unit losses [B,...] with a same-shaped validity mask, reduced per `reduction`.
-// `list_valid` [B] marks the lists that count in list-sum / list-mean.
-Reduced reduce_units(const torch::Tensor& losses, const torch::Tensor& valid, const torch::Tensor& list_valid,
-                     const std::string& reduction) {
+// For list-sum / list-mean only lists with a valid unit count: a list without a
+// valid pair contributes nothing to a pairwise loss, not even to the denominator.
+Reduced reduce_units(const torch::Tensor& losses, const torch::Tensor& valid, const std::string& reduction) {
   const auto kept = torch::where(valid, losses, torch::zeros_like(losses));
   const auto dtype = losses.scalar_type();
   if (reduction == "rax") return {kept.sum(), valid.sum().to(dtype)};
   const auto per_list = kept.flatten(1).sum(-1);
   const auto units = valid.flatten(1).sum(-1).to(dtype);
   const auto list_loss = reduction == "list-mean" ? per_list / units.clamp_min(1) : per_list;
-  return {torch::where(list_valid, list_loss, torch::zeros_like(list_loss)).sum(),
-          list_valid.sum().to(dtype)};
+  return {list_loss.sum(), (units > 0).sum().to(dtype)};
 }
 
 // Listwise losses have one unit per list: every reduction is the mean over lists with a valid item.
@@ -112,7 +111,7 @@ class PairLogisticLoss final : public LipoFamilyLoss {
     const auto pairs = valid_pairs(psi, b.mask);
     auto losses = -torch::log_sigmoid(pair_differences(s));
     if (weight_ != "constant") losses = losses * lambda_weights(weight_, s, psi, b.mask);
-    return reduce_units(losses, pairs, b.list_valid, options_.reduction);
+    return reduce_units(losses, pairs, options_.reduction);
   }
 
  private:
@@ -126,7 +125,7 @@ class PairHingeLoss final : public LipoFamilyLoss {
  protected:
   Reduced reduce(const torch::Tensor& s, const torch::Tensor& psi, const PreparedBatch& b) const override {
     const auto losses = torch::relu(options_.delta - pair_differences(s));
-    return reduce_units(losses, valid_pairs(psi, b.mask), b.list_valid, options_.reduction);
+    return reduce_units(losses, valid_pairs(psi, b.mask), options_.reduction);
   }
 };
 
@@ -157,7 +156,7 @@ class PointMseLoss final : public LipoFamilyLoss {
 
  protected:
   Reduced reduce(const torch::Tensor& s, const torch::Tensor& psi, const PreparedBatch& b) const override {
-    return reduce_units((s - psi).pow(2), b.mask, b.list_valid, options_.reduction);
+    return reduce_units((s - psi).pow(2), b.mask, options_.reduction);
   }
 };
 
@@ -168,7 +167,7 @@ class PointSigmoidLoss final : public LipoFamilyLoss {
  protected:
   Reduced reduce(const torch::Tensor& s, const torch::Tensor& psi, const PreparedBatch& b) const override {
     const auto losses = -torch::log_sigmoid(-s) - s * psi.clamp(0, 1);  // softplus(s) - s * psi
-    return reduce_units(losses, b.mask, b.list_valid, options_.reduction);
+    return reduce_units(losses, b.mask, options_.reduction);
   }
 };
 

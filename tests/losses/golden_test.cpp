@@ -55,7 +55,9 @@ TEST(LossGolden, EveryCaseMatchesValueAndGradient) {
   }
   // The fixture covers every loss but sft.
   for (const auto& n : lire::losses::names())
-    if (n != "sft") EXPECT_TRUE(seen.count(n)) << "no golden case for " << n;
+    if (n != "sft") {
+      EXPECT_TRUE(seen.count(n)) << "no golden case for " << n;
+    }
 }
 
 }  // namespace

@@ -20,9 +20,9 @@ struct LossOptions {
   // How unit losses become the batch loss. "rax" (default): pointwise losses
   // average over the valid items of the batch, pairwise ones over its valid
   // pairs, listwise ones over the lists with a valid item. "list-sum": per list,
-  // the sum over its units, then the mean over lists with a valid item.
-  // "list-mean": per list, the mean over its units, then the mean over lists
-  // with a valid item. Listwise losses (lire, nce, dpo-pl) have one unit per
+  // the sum over its units (items or valid pairs), then the mean over lists
+  // with a unit. "list-mean": per list, the mean over its units, then the mean
+  // over lists with a unit. Listwise losses (lire, nce, dpo-pl) have one unit per
   // list, so the three coincide for them.
   std::string reduction = "rax";
   // Divide sequence log-probs (and reference log-probs) by their token counts.

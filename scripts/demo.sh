@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The README's first command: install, build, then run the most complete job
+# this version has. Until the embedded alignment demo exists (tiny model,
+# Evolve/Iterate, lire-eval), that is lire-loss: every registered loss and its
+# ranking metrics on scored candidate lists, once with defaults and once with
+# a config file plus overrides.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+BUILD_DIR=${LIRE_BUILD_DIR:-build}
+mkdir -p out
+echo
+echo "== every registered loss, default options"
+"$BUILD_DIR/lire-loss" --data configs/examples/scored-lists.jsonl --all --output out/losses.json
+echo
+echo "== LiPO-lambda from configs/lipo.yaml, with the constant lambda weight (= DPO) as an override"
+"$BUILD_DIR/lire-loss" --config configs/lipo.yaml --data configs/examples/scored-lists.jsonl
+"$BUILD_DIR/lire-loss" --config configs/lipo.yaml --data configs/examples/scored-lists.jsonl loss.lambda_weight=constant

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# End-to-end checks of the command-line tools: exit codes, one-line errors
+# naming file/line/key, --version/--print-config, atomic JSON output, and a loss
+# value checked against an independent formula (awk).
+# Usage: cli_test.sh BIN_DIR REPO_ROOT
+set -uo pipefail
+BIN=$1
+ROOT=$2
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+check() {  # check NAME CONDITION-EXIT-CODE
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1"; fi
+}
+# expect_fail NAME EXPECTED-SUBSTRING CMD...: non-zero exit, one stderr line containing the substring
+expect_fail() {
+  local name=$1 want=$2
+  shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  local lines
+  lines=$(wc -l <"$TMP/err")
+  if [ $rc -ne 0 ] && grep -qF -- "$want" "$TMP/err" && [ "$lines" -eq 1 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name (exit $rc, $lines stderr lines, wanted '$want'):"
+    cat "$TMP/err"
+  fi
+}
+
+LOSS="$BIN/lire-loss"
+DATA="$ROOT/configs/examples/scored-lists.jsonl"
+
+# --version and --help
+out=$("$LOSS" --version); check "--version exit" $?
+echo "$out" | grep -qE '^lire-loss [0-9]+\.[0-9]+\.[0-9]+ \(commit [^,]+, LibTorch [0-9.]+'; check "--version text: $out" $?
+"$LOSS" --help | grep -q -- "--threads"; check "--help lists --threads" $?
+
+# --print-config shows the resolved tree, overrides and --threads included
+"$LOSS" --config "$ROOT/configs/lipo.yaml" --data "$DATA" --threads 1 loss.beta=0.2 --print-config >"$TMP/cfg.yaml"
+check "--print-config exit" $?
+grep -q "name: lipo" "$TMP/cfg.yaml"; check "print-config has loss.name" $?
+grep -q "beta: 0.2" "$TMP/cfg.yaml"; check "print-config has the override" $?
+grep -q "threads: 1" "$TMP/cfg.yaml"; check "print-config has --threads" $?
+
+# Config errors: one line, naming the key and where it came from
+printf 'loss:\n  name: lire\n  temprature: 3\n' >"$TMP/typo.yaml"
+expect_fail "unknown key" "typo.yaml:3: unknown key loss.temprature; did you mean loss.temperature?" \
+  "$LOSS" --config "$TMP/typo.yaml" --data "$DATA"
+expect_fail "unknown section" "did you mean loss" "$LOSS" --data "$DATA" los.name=lire
+expect_fail "bad loss name" "did you mean lipo" "$LOSS" --data "$DATA" loss.name=lipoo
+expect_fail "out of range" "loss.beta: must be > 0" "$LOSS" --data "$DATA" loss.name=dpo loss.beta=-1
+expect_fail "wrong type" "loss.temperature" "$LOSS" --data "$DATA" loss.temperature=hot
+expect_fail "option of another loss" "not an option of loss 'dpo'" "$LOSS" --data "$DATA" loss.name=dpo loss.temperature=3
+expect_fail "not an override" "overrides are section.key=value" "$LOSS" --data "$DATA" loss.beta
+expect_fail "bad device" "runtime.device" "$LOSS" --data "$DATA" runtime.device=tpu
+
+# Data errors: file:line and the reason
+printf '{"logps": [-1, -2], "rewards": [1, 0]}\n{"logps": [-1, -2], "rewards": [1]}\n' >"$TMP/bad.jsonl"
+expect_fail "mismatched lengths" "bad.jsonl:2: 'rewards' has 1 entries but 'logps' has 2" "$LOSS" --data "$TMP/bad.jsonl"
+printf '{"logps": [-1, -2], "rewards": [1, 0]}\n{"logps": [-1, -2], "rewards": [1, NaN]}\n' >"$TMP/nan.jsonl"
+expect_fail "NaN reward" "nan.jsonl:2: invalid JSON" "$LOSS" --data "$TMP/nan.jsonl"
+expect_fail "missing file" "no-such.jsonl" "$LOSS" --data "$TMP/no-such.jsonl"
+
+# A value checked against the DPO-BT formula, computed here with awk.
+printf '{"logps": [-10.0, -12.5], "ref_logps": [-11.0, -11.5], "rewards": [1, 0]}\n' >"$TMP/one.jsonl"
+"$LOSS" --data "$TMP/one.jsonl" loss.name=dpo loss.beta=0.5 loss.label_transform=none --output "$TMP/r.json" >/dev/null
+check "dpo run exit" $?
+got=$(grep -m1 '"value"' "$TMP/r.json" | sed -E 's/.*: *([-0-9.eE+]+).*/\1/')
+want=$(awk 'BEGIN { m = 0.5 * ((-10.0 - -11.0) - (-12.5 - -11.5)); printf "%.12f", log(1 + exp(-m)) }')
+awk -v g="$got" -v w="$want" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d < 1e-9) }'
+check "dpo value $got equals the DPO-BT formula $want" $?
+[ ! -e "$TMP/r.json.tmp" ] && ! ls "$TMP" | grep -q '\.tmp\.'; check "no temporary file left" $?
+
+# --all on the example lists: every registered loss reports a finite value
+"$LOSS" --data "$DATA" --all --output "$TMP/all.json" >"$TMP/all.txt"
+check "--all exit" $?
+for name in lire lipo dpo dpo-pl slic point-mse point-sigmoid nce sft; do
+  grep -q "\"loss\": \"$name\"" "$TMP/all.json"; check "--all reports $name" $?
+done
+! grep -qiE 'nan|inf' "$TMP/all.txt"; check "--all values are finite" $?
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
