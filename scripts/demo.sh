@@ -13,6 +13,9 @@ echo
 echo "== every registered loss, default options"
 "$BUILD_DIR/lire-loss" --data configs/examples/scored-lists.jsonl --all --output out/losses.json
 echo
-echo "== LiPO-lambda from configs/lipo.yaml, with the constant lambda weight (= DPO) as an override"
+echo "== LiPO-lambda from configs/lipo.yaml"
 "$BUILD_DIR/lire-loss" --config configs/lipo.yaml --data configs/examples/scored-lists.jsonl
-"$BUILD_DIR/lire-loss" --config configs/lipo.yaml --data configs/examples/scored-lists.jsonl loss.lambda_weight=constant
+echo
+echo "== the same with overrides: constant lambda weight and beta 0.1 give exactly dpo's value above"
+"$BUILD_DIR/lire-loss" --config configs/lipo.yaml --data configs/examples/scored-lists.jsonl \
+  loss.lambda_weight=constant loss.beta=0.1

@@ -29,7 +29,13 @@ json load_cases() {
   return json::parse(in).at("cases");
 }
 
-TEST(LossGolden, EveryCaseMatchesValueAndGradient) {
+// Every case on every device this build can use (CPU, and CUDA in a CUDA build
+// with a GPU), float64 throughout.
+class LossGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LossGolden, EveryCaseMatchesValueAndGradient) {
+  const torch::Device device(GetParam());
+  if (device.is_cuda() && !torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const json cases = load_cases();
   ASSERT_GE(cases.size(), 30u);
   std::set<std::string> seen;
@@ -37,18 +43,18 @@ TEST(LossGolden, EveryCaseMatchesValueAndGradient) {
     SCOPED_TRACE(name);
     seen.insert(c.at("loss").get<std::string>());
     lire::losses::LossInput in;
-    in.logps = matrix(c.at("logps")).requires_grad_(true);
-    in.ref_logps = matrix(c.at("ref_logps"));
-    in.rewards = matrix(c.at("rewards"));
-    in.mask = matrix(c.at("mask"), torch::kBool);
+    in.logps = matrix(c.at("logps")).to(device).requires_grad_(true);
+    in.ref_logps = matrix(c.at("ref_logps")).to(device);
+    in.rewards = matrix(c.at("rewards")).to(device);
+    in.mask = matrix(c.at("mask"), torch::kBool).to(device);
     auto loss = lire::losses::make(c.at("loss").get<std::string>(), c.at("options"));
     auto out = loss->forward(in);
     const double expected = c.at("expected_loss").get<double>();
     EXPECT_NEAR(out.loss.item<double>(), expected, 1e-6 * std::abs(expected) + 1e-12);
     out.loss.backward();
     const auto expected_grad = matrix(c.at("expected_grad_logps"));
-    const auto grad = in.logps.grad();
-    ASSERT_TRUE(grad.defined());
+    ASSERT_TRUE(in.logps.grad().defined());
+    const auto grad = in.logps.grad().cpu();
     const double max_err = (grad - expected_grad).abs().max().item<double>();
     const double scale = expected_grad.abs().max().item<double>();
     EXPECT_LE(max_err, 1e-6 * scale + 1e-12) << "grad\n" << grad << "\nexpected\n" << expected_grad;
@@ -59,5 +65,7 @@ TEST(LossGolden, EveryCaseMatchesValueAndGradient) {
       EXPECT_TRUE(seen.count(n)) << "no golden case for " << n;
     }
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, LossGolden, ::testing::Values("cpu", "cuda"));
 
 }  // namespace
