@@ -43,21 +43,25 @@ torch::Tensor winrate(const torch::Tensor& r, const torch::Tensor& mask, Win win
 
 }  // namespace
 
-torch::Tensor masked_log_softmax(const torch::Tensor& x, const torch::Tensor& mask) {
+namespace {
+
+// x with masked entries at -inf, and lists without a valid entry all 0 (so that
+// their softmax is finite; the caller zeroes them).
+torch::Tensor softmax_input(const torch::Tensor& x, const torch::Tensor& mask) {
   const double inf = std::numeric_limits<double>::infinity();
-  // A list with no valid entry would be all -inf (NaN softmax): give it zeros.
   const auto list_valid = mask.any(-1, /*keepdim=*/true);
-  auto filled = torch::where(mask, x, torch::full_like(x, -inf));
-  filled = torch::where(list_valid, filled, torch::zeros_like(x));
-  return zeros_where_masked(torch::log_softmax(filled, -1), mask);
+  const auto filled = torch::where(mask, x, torch::full_like(x, -inf));
+  return torch::where(list_valid, filled, torch::zeros_like(x));
+}
+
+}  // namespace
+
+torch::Tensor masked_log_softmax(const torch::Tensor& x, const torch::Tensor& mask) {
+  return zeros_where_masked(torch::log_softmax(softmax_input(x, mask), -1), mask);
 }
 
 torch::Tensor masked_softmax(const torch::Tensor& x, const torch::Tensor& mask) {
-  const double inf = std::numeric_limits<double>::infinity();
-  const auto list_valid = mask.any(-1, /*keepdim=*/true);
-  auto filled = torch::where(mask, x, torch::full_like(x, -inf));
-  filled = torch::where(list_valid, filled, torch::zeros_like(x));
-  return zeros_where_masked(torch::softmax(filled, -1), mask);
+  return zeros_where_masked(torch::softmax(softmax_input(x, mask), -1), mask);
 }
 
 torch::Tensor normalize_over_valid(const torch::Tensor& labels, const torch::Tensor& mask) {

@@ -10,6 +10,7 @@
 
 #include "lire/config/section_reader.h"
 #include "lire/core/error.h"
+#include "support/error_message.h"
 #include "lire/version.h"
 
 namespace lire::config {
@@ -22,13 +23,7 @@ using ::testing::StartsWith;
 
 template <typename Fn>
 std::string config_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError";
-  return "";
+  return lire::testing::error_message<ConfigError>(std::forward<Fn>(fn));
 }
 
 Config resolve_yaml(const std::string& yaml) { return resolve(ConfigTree::from_string(yaml, "run.yaml")); }

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "lire/core/error.h"
+#include "support/error_message.h"
 
 namespace lire::config {
 namespace {
@@ -66,16 +67,9 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
-// The message of the ConfigError `fn` throws ("" and a test failure if none).
 template <typename Fn>
 std::string config_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError";
-  return "";
+  return lire::testing::error_message<ConfigError>(std::forward<Fn>(fn));
 }
 
 json value_of(const std::string& yaml_scalar) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "lire/core/error.h"
+#include "support/error_message.h"
 
 namespace lire::config {
 namespace {
@@ -19,13 +20,7 @@ using ::testing::StartsWith;
 
 template <typename Fn>
 std::string config_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a ConfigError";
-  return "";
+  return lire::testing::error_message<ConfigError>(std::forward<Fn>(fn));
 }
 
 ConfigTree tree_of(const std::string& yaml) { return ConfigTree::from_string(yaml, "configs/x.yaml"); }
