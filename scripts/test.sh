@@ -6,3 +6,13 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 BUILD_DIR=${LIRE_BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" -L quick --output-on-failure -j "$(nproc)"
+
+# The parsers of untrusted input (config, JSONL, safetensors headers) again
+# under AddressSanitizer and UBSan: lire_core only, no LibTorch, so it is quick.
+ASAN_DIR=${LIRE_ASAN_BUILD_DIR:-build-asan}
+if [ ! -f "$ASAN_DIR/build.ninja" ]; then
+  cmake -S . -B "$ASAN_DIR" -G Ninja -DLIRE_WITH_TORCH=OFF -DLIRE_SANITIZE=address,undefined
+fi
+cmake --build "$ASAN_DIR" -j "$(nproc)"
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --test-dir "$ASAN_DIR" -L quick --output-on-failure -j "$(nproc)"

@@ -52,7 +52,13 @@ Config resolve(const ConfigTree& tree) {
   Config cfg;
   cfg.tree = tree;
   for (const auto& name : names) {
-    if (name == "loss") {
+    if (name == "model") {
+      SectionReader reader(tree, "model");
+      cfg.model = read_model_options(reader);
+    } else if (name == "data") {
+      SectionReader reader(tree, "data");
+      cfg.data = read_data_options(reader);
+    } else if (name == "loss") {
       SectionReader reader(tree, "loss");
       cfg.loss = losses::read_loss_options(reader);
     } else if (name == "runtime") {

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "lire/config/config_tree.h"
+#include "lire/config/data_options.h"
+#include "lire/config/model_options.h"
 #include "lire/config/runtime_options.h"
 #include "lire/losses/loss_options.h"
 
@@ -19,6 +21,8 @@ const std::vector<std::string>& section_names();
 
 struct Config {
   ConfigTree tree;
+  ModelOptions model;
+  DataOptions data;
   losses::LossOptions loss;
   RuntimeOptions runtime;
 };

@@ -1,0 +1,24 @@
+// The `model` config section: which Hugging Face model folder, in which
+// compute dtype, with which PEFT adapter. Commands that take a model flag
+// (lire-score --policy) set model.path from it.
+#pragma once
+
+#include <string>
+
+namespace lire::config {
+
+class SectionReader;
+
+struct ModelOptions {
+  // HF model folder (config.json, *.safetensors, tokenizer.model); "" = none given.
+  std::string path;
+  // Compute dtype: auto (fp32 on CPU, bf16 on CUDA), fp32, bf16, fp16, fp64.
+  // Weights are read in the file's dtype and converted.
+  std::string dtype = "auto";
+  // PEFT LoRA adapter folder merged into the weights at load; "" = none.
+  std::string adapter;
+};
+
+ModelOptions read_model_options(SectionReader& reader);
+
+}  // namespace lire::config
