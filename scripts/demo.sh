@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The README's first command: install, build, then run the most complete job
+# The README's first command: install, build, then run the most complete jobs
 # this version has. Until the embedded alignment demo exists (tiny model,
-# Evolve/Iterate, lire-eval), that is lire-loss: every registered loss and its
-# ranking metrics on scored candidate lists, once with defaults and once with
-# a config file plus overrides.
+# Evolve/Iterate, lire-eval), that is lire-score on a tiny Llama (reference
+# log-probs of candidate lists in every record format), and lire-loss: every
+# registered loss and its ranking metrics on scored candidate lists, once with
+# defaults and once with a config file plus overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 BUILD_DIR=${LIRE_BUILD_DIR:-build}
 mkdir -p out
+echo
+echo "== lire-score: reference log-probs of candidate lists under a tiny Llama"
+"$BUILD_DIR/lire-score" --data configs/examples/prompts.jsonl --output out/scored.jsonl \
+  --policy tests/fixtures/hf/llama_tiny --no-progress model.dtype=fp32
 echo
 echo "== every registered loss, default options"
 "$BUILD_DIR/lire-loss" --data configs/examples/scored-lists.jsonl --all --output out/losses.json

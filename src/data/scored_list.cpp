@@ -45,7 +45,7 @@ std::vector<ScoredList> read_scored_lists(const std::string& path) {
     nlohmann::json record;
     try {
       record = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse errors, and numbers out of range (1e999)
       throw DataError(str(where, ": invalid JSON (", e.what(), ")"));
     }
     if (!record.is_object()) throw DataError(str(where, ": a record must be a JSON object"));

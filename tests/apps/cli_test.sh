@@ -83,5 +83,22 @@ for name in lire lipo dpo dpo-pl slic point-mse point-sigmoid nce sft; do
 done
 ! grep -qiE 'nan|inf' "$TMP/all.txt"; check "--all values are finite" $?
 
+# lire-score end to end on the tiny HF fixtures: exit codes, fields, atomic output
+SCORE="$BIN/lire-score"
+FIX="$ROOT/tests/fixtures/hf"
+"$SCORE" --version | grep -qE '^lire-score [0-9]'; check "lire-score --version" $?
+printf '{"id": "a", "prompt": "What is 2+2?", "responses": ["4", "It is four.", "five"]}\n{"id": "b", "prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}\n' >"$TMP/lists.jsonl"
+"$SCORE" --data "$TMP/lists.jsonl" --output "$TMP/scored.jsonl" --policy "$FIX/llama_tiny" --no-progress model.dtype=fp32 >"$TMP/score.out" 2>&1
+check "lire-score --policy exit" $?
+[ "$(grep -c '"ref_logps"' "$TMP/scored.jsonl")" -eq 2 ]; check "lire-score adds ref_logps to every record" $?
+[ "$(grep -c '"ref_token_counts"' "$TMP/scored.jsonl")" -eq 2 ]; check "lire-score adds ref_token_counts" $?
+grep -q "lists/s" "$TMP/score.out"; check "lire-score prints a throughput line" $?
+[ ! -e "$TMP/scored.jsonl.partial" ]; check "no partial file left" $?
+expect_fail "lire-score without models" "nothing to do" "$SCORE" --data "$TMP/lists.jsonl" --output "$TMP/x.jsonl"
+expect_fail "lire-score existing field" "scored.jsonl:1: field 'ref_logps' is already there; pass --overwrite" \
+  "$SCORE" --data "$TMP/scored.jsonl" --output "$TMP/y.jsonl" --policy "$FIX/llama_tiny" --no-progress
+expect_fail "lire-score bad folder" "config.json" "$SCORE" --data "$TMP/lists.jsonl" --output "$TMP/z.jsonl" --policy "$TMP"
+[ ! -e "$TMP/y.jsonl" ] && [ ! -e "$TMP/z.jsonl" ]; check "failed runs write no output" $?
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
