@@ -101,12 +101,13 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
 
   // Models first: a bad folder fails before any output is touched.
   std::optional<models::LlamaForCausalLM> policy;
-  std::optional<data::Tokenizer> policy_tokenizer;
+  std::optional<data::FolderTokenizer> policy_tokenizer;
   if (!policy_folder.empty()) {
     models::LoadOptions policy_load = load;
     policy_load.adapter = adapter;
     policy = models::load_causal_lm(policy_folder, policy_load);
-    policy_tokenizer.emplace(data::Tokenizer::from_folder(policy_folder));
+    const auto& c = (*policy)->config();
+    policy_tokenizer.emplace(policy_folder, c.vocab_size, c.bos_token_id.value_or(-1));
     spdlog::info("policy {}{}", policy_folder, adapter.empty() ? "" : " + adapter " + adapter);
   }
   std::vector<std::unique_ptr<rewards::SequenceClassifierReward>> reward_models;
@@ -145,7 +146,7 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
     if (policy) {
       std::vector<models::ListTokens> lists;
       for (const auto& list : batch) {
-        auto t = data::tokenize(list, *policy_tokenizer, tokenize);
+        auto t = policy_tokenizer->tokenize(list, tokenize);
         lists.push_back({std::move(t.prompt_ids), std::move(t.response_ids)});
       }
       const auto lp = models::batch_logprobs(**policy, lists, logprob_options);

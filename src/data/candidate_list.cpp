@@ -397,17 +397,19 @@ std::vector<CandidateList> read_candidate_lists(const std::string& path, const R
 
 namespace {
 
-void check_vocab(const std::vector<std::int64_t>& ids, const std::string& name, const Tokenizer& tokenizer,
+void check_vocab(const std::vector<std::int64_t>& ids, const std::string& name, std::int64_t vocab_size,
                  const CandidateList& list) {
   for (std::size_t i = 0; i < ids.size(); ++i)
-    if (ids[i] < 0 || ids[i] >= tokenizer.vocab_size())
-      throw DataError(str(list.where(), ": ", name, "[", i, "] = ", ids[i], " is outside the tokenizer's vocabulary [0, ",
-                          tokenizer.vocab_size(), ")"));
+    if (ids[i] < 0 || ids[i] >= vocab_size)
+      throw DataError(str(list.where(), ": ", name, "[", i, "] = ", ids[i], " is outside the vocabulary [0, ",
+                          vocab_size, ")"));
 }
 
-}  // namespace
-
-TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, const TokenizeOptions& opts) {
+// The rule, with `tokenizer` null when the list is pre-tokenized (then
+// vocab_size bounds the ids and bos_id, -1 for none, is the BOS a truncated
+// prompt keeps).
+TokenizedList tokenize_impl(const CandidateList& list, const Tokenizer* tokenizer, std::int64_t vocab_size,
+                            std::int64_t bos_id, const TokenizeOptions& opts) {
   check_template_name(opts.prompt_template);
   if (opts.max_prompt_tokens < 0 || opts.max_response_tokens < 0)
     throw ConfigError(str("max_prompt_tokens and max_response_tokens must be >= 0 (0 = no limit), got ",
@@ -418,22 +420,23 @@ TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, co
   bool keeps_bos = false;
   if (list.prompt_ids) {
     out.prompt_ids = *list.prompt_ids;
-    check_vocab(out.prompt_ids, "prompt_ids", tokenizer, list);
-    keeps_bos = !out.prompt_ids.empty() && tokenizer.bos_id() >= 0 && out.prompt_ids[0] == tokenizer.bos_id();
+    check_vocab(out.prompt_ids, "prompt_ids", vocab_size, list);
+    keeps_bos = !out.prompt_ids.empty() && bos_id >= 0 && out.prompt_ids[0] == bos_id;
   } else {
+    if (!tokenizer) throw DataError(str(list.where(), ": the prompt is text, and there is no tokenizer to encode it"));
     std::string text;
     try {
       text = apply_template(opts.prompt_template, list.prompt, list.input, list.system);
     } catch (const ConfigError& e) {
       throw DataError(str(list.where(), ": ", e.what()));
     }
-    if (tokenizer.add_bos()) {
-      if (tokenizer.bos_id() < 0)
-        throw ConfigError(str(tokenizer.model_path(), ": add_bos_token is true but the tokenizer has no BOS token"));
-      out.prompt_ids.push_back(tokenizer.bos_id());
+    if (tokenizer->add_bos()) {
+      if (tokenizer->bos_id() < 0)
+        throw ConfigError(str(tokenizer->model_path(), ": add_bos_token is true but the tokenizer has no BOS token"));
+      out.prompt_ids.push_back(tokenizer->bos_id());
       keeps_bos = true;
     }
-    const auto ids = tokenizer.encode(text);
+    const auto ids = tokenizer->encode(text);
     out.prompt_ids.insert(out.prompt_ids.end(), ids.begin(), ids.end());
   }
   const auto max_prompt = static_cast<std::size_t>(opts.max_prompt_tokens);
@@ -458,24 +461,49 @@ TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, co
     bool eos = false;
     if (list.responses_ids) {
       ids = (*list.responses_ids)[i];
-      check_vocab(ids, str("responses_ids[", i, "]"), tokenizer, list);
+      check_vocab(ids, str("responses_ids[", i, "]"), vocab_size, list);
     } else {
-      ids = tokenizer.encode(list.responses[i]);
+      if (!tokenizer) throw DataError(str(list.where(), ": response ", i, " is text, and there is no tokenizer to encode it"));
+      ids = tokenizer->encode(list.responses[i]);
       eos = opts.append_eos;
-      if (eos && tokenizer.eos_id() < 0)
-        throw ConfigError(str(tokenizer.model_path(), ": data.append_eos is true but the tokenizer has no EOS token"));
+      if (eos && tokenizer->eos_id() < 0)
+        throw ConfigError(str(tokenizer->model_path(), ": data.append_eos is true but the tokenizer has no EOS token"));
     }
     if (max_response > 0 && ids.size() + (eos ? 1 : 0) > max_response) {
       if (ids.size() > max_response) ids.resize(max_response);
       eos = false;  // a cut response did not end: no EOS
       ++out.responses_truncated;
     }
-    if (eos) ids.push_back(tokenizer.eos_id());
+    if (eos) ids.push_back(tokenizer->eos_id());
     if (ids.empty())
       throw DataError(str(list.where(), ": response ", i, " has no tokens (an empty text without EOS)"));
     out.response_ids.push_back(std::move(ids));
   }
   return out;
+}
+
+}  // namespace
+
+TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, const TokenizeOptions& opts) {
+  return tokenize_impl(list, &tokenizer, tokenizer.vocab_size(), tokenizer.bos_id(), opts);
+}
+
+TokenizedList tokenize_pretokenized(const CandidateList& list, std::int64_t vocab_size, std::int64_t bos_id,
+                                    const TokenizeOptions& opts) {
+  if (!list.prompt_ids || !list.responses_ids)
+    throw DataError(str(list.where(), ": the record holds text, and there is no tokenizer to encode it"));
+  return tokenize_impl(list, nullptr, vocab_size, bos_id, opts);
+}
+
+FolderTokenizer::FolderTokenizer(std::string folder, std::int64_t vocab_size, std::int64_t bos_id)
+    : folder_(std::move(folder)), vocab_size_(vocab_size), bos_id_(bos_id) {}
+FolderTokenizer::~FolderTokenizer() = default;
+FolderTokenizer::FolderTokenizer(FolderTokenizer&&) noexcept = default;
+
+TokenizedList FolderTokenizer::tokenize(const CandidateList& list, const TokenizeOptions& opts) {
+  if (!needs_tokenizer(list)) return tokenize_pretokenized(list, vocab_size_, bos_id_, opts);
+  if (!tokenizer_) tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::from_folder(folder_));
+  return data::tokenize(list, *tokenizer_, opts);
 }
 
 }  // namespace lire::data

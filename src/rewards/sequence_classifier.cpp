@@ -42,18 +42,15 @@ SequenceClassifierReward::SequenceClassifierReward(std::string name, const std::
       max_sequences_(max_sequences) {
   LIRE_CHECK(model_->config().num_labels == 1, folder, "/config.json: a reward model has num_labels 1, got ",
              model_->config().num_labels);
-}
-
-const data::Tokenizer& SequenceClassifierReward::tokenizer() {
-  if (!tokenizer_) tokenizer_.emplace(data::Tokenizer::from_folder(folder_));
-  return *tokenizer_;
+  const auto& c = model_->config();
+  tokenizer_ = std::make_unique<data::FolderTokenizer>(folder, c.vocab_size, c.bos_token_id.value_or(-1));
 }
 
 std::vector<std::vector<double>> SequenceClassifierReward::score(const std::vector<data::CandidateList>& lists) {
   std::vector<std::vector<int64_t>> sequences;
   last_tokens_ = 0;
   for (const auto& list : lists) {
-    const auto tokens = data::tokenize(list, tokenizer(), tokenize_);
+    const auto tokens = tokenizer_->tokenize(list, tokenize_);
     for (const auto& response : tokens.response_ids) {
       std::vector<int64_t> seq = tokens.prompt_ids;
       seq.insert(seq.end(), response.begin(), response.end());

@@ -93,7 +93,8 @@ TEST(ScoreCommand, RefLogpsAndRewardsMatchHfOnPretokenizedRecords) {
   args.data = (dir.path / "in.jsonl").string();
   args.output = (dir.path / "out.jsonl").string();
   args.policy = (kHf / "llama_tiny").string();
-  args.reward_models = {reward_model_with_tokenizer(dir.path).string()};
+  // Pre-tokenized records need no tokenizer: the fixture folder has none.
+  args.reward_models = {(kHf / "llama_rm_tiny").string()};
   args.progress = false;
   ASSERT_EQ(lire::cli::run_score(args, fp32_cpu()), 0);
   const auto out = read_jsonl(dir.path / "out.jsonl");

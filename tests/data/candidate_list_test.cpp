@@ -14,6 +14,7 @@
 #include "lire/data/candidate_list.h"
 #include "lire/data/prompt_template.h"
 #include "lire/data/tokenizer.h"
+#include "support/error_message.h"
 
 namespace {
 
@@ -483,6 +484,28 @@ TEST(CandidateList, TokenizeRejectsEmptySequences) {
   EXPECT_THROW(tokenize(list, tokenizer, opts), lire::DataError);
   const auto no_prompt = read_one(R"({"prompt_ids": [], "responses_ids": [[3]]})");
   EXPECT_THROW(tokenize(no_prompt, tokenizer), lire::DataError);
+}
+
+TEST(CandidateList, PretokenizedListsNeedNoTokenizer) {
+  const auto list = parse_candidate_list(
+      nlohmann::json::parse(R"({"prompt_ids": [1, 7, 8, 9], "responses_ids": [[10, 11], [12]]})"), "mem.jsonl", 3);
+  TokenizeOptions opts;
+  opts.max_prompt_tokens = 3;
+  const auto t = tokenize_pretokenized(list, /*vocab_size=*/16, /*bos_id=*/1, opts);
+  EXPECT_EQ(t.prompt_ids, (std::vector<std::int64_t>{1, 8, 9}));  // BOS kept, left-truncated
+  EXPECT_EQ(t.response_ids, (std::vector<std::vector<std::int64_t>>{{10, 11}, {12}}));  // no EOS added
+  EXPECT_THAT(lire::testing::error_message<lire::DataError>([&] { tokenize_pretokenized(list, 12, 1); }),
+              HasSubstr("mem.jsonl:3: responses_ids[1][0] = 12 is outside the vocabulary [0, 12)"));
+  const auto text = parse_candidate_list(nlohmann::json::parse(R"({"prompt": "hi", "responses": ["a"]})"),
+                                         "mem.jsonl", 4);
+  EXPECT_TRUE(needs_tokenizer(text));
+  EXPECT_FALSE(needs_tokenizer(list));
+  EXPECT_THAT(lire::testing::error_message<lire::DataError>([&] { tokenize_pretokenized(text, 16, 1); }),
+              HasSubstr("mem.jsonl:4"));
+  // A folder without tokenizer.model is fine until a list holds text.
+  FolderTokenizer folder("/nonexistent-model-folder", 16, 1);
+  EXPECT_EQ(folder.tokenize(list, {}).response_ids.size(), 2u);
+  EXPECT_THROW(folder.tokenize(text, {}), lire::Error);
 }
 
 }  // namespace

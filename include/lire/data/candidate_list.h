@@ -31,6 +31,7 @@
 #include <cstdint>
 #include <fstream>
 #include <optional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -143,5 +144,30 @@ struct TokenizedList {
 // input/system the template cannot place; ConfigError for an unknown template
 // or options the tokenizer cannot honour (no BOS/EOS token).
 TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, const TokenizeOptions& opts = {});
+
+// The same for a pre-tokenized list (prompt_ids and responses_ids), which needs
+// no tokenizer: ids are checked against `vocab_size`, and `bos_id` (-1: none)
+// is the BOS a truncated prompt keeps. A list holding text is a DataError.
+TokenizedList tokenize_pretokenized(const CandidateList& list, std::int64_t vocab_size, std::int64_t bos_id,
+                                    const TokenizeOptions& opts = {});
+
+// Whether a list needs a tokenizer (it holds text rather than ids).
+inline bool needs_tokenizer(const CandidateList& list) { return !(list.prompt_ids && list.responses_ids); }
+
+// A model folder's tokenizer, loaded the first time a list holds text, so that
+// pre-tokenized data works with folders that ship no tokenizer.model.
+class FolderTokenizer {
+ public:
+  // `vocab_size` and `bos_id` (-1: none) come from the model's config.json.
+  FolderTokenizer(std::string folder, std::int64_t vocab_size, std::int64_t bos_id);
+  ~FolderTokenizer();
+  FolderTokenizer(FolderTokenizer&&) noexcept;
+  TokenizedList tokenize(const CandidateList& list, const TokenizeOptions& opts);
+
+ private:
+  std::string folder_;
+  std::int64_t vocab_size_, bos_id_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
 
 }  // namespace lire::data

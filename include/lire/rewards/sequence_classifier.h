@@ -33,11 +33,9 @@ class SequenceClassifierReward {
   int64_t last_token_count() const { return last_tokens_; }
 
  private:
-  const data::Tokenizer& tokenizer();
-
   std::string name_, folder_;
   models::LlamaForSequenceClassification model_{nullptr};
-  std::optional<data::Tokenizer> tokenizer_;
+  std::unique_ptr<data::FolderTokenizer> tokenizer_;
   data::TokenizeOptions tokenize_;
   int64_t max_sequences_;
   int64_t last_tokens_ = 0;
