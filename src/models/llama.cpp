@@ -163,14 +163,17 @@ torch::Dtype table_dtype_for(const torch::TensorOptions& o) {
   return o.dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
-// Additive mask [B,1,T,T_past+T]: 0 where query i may attend key j (causal and
-// key j real), the dtype's lowest value elsewhere.
-torch::Tensor build_mask(const torch::Tensor& attention_mask, int64_t past, int64_t T, torch::Dtype dtype) {
+// Additive mask [B,1,T,T_past+T]: 0 where query i may attend key j (causal, key
+// j real, and within the sliding window when there is one: q - k < window, as
+// HF's Mistral), the dtype's lowest value elsewhere.
+torch::Tensor build_mask(const torch::Tensor& attention_mask, int64_t past, int64_t T, torch::Dtype dtype,
+                         std::optional<int64_t> window) {
   const int64_t total = past + T;
   const auto device = attention_mask.device();
   const auto q_pos = torch::arange(past, total, torch::TensorOptions().dtype(torch::kLong).device(device));
   const auto k_pos = torch::arange(0, total, torch::TensorOptions().dtype(torch::kLong).device(device));
-  const auto causal = k_pos.unsqueeze(0) <= q_pos.unsqueeze(1);                       // [T,total]
+  auto causal = k_pos.unsqueeze(0) <= q_pos.unsqueeze(1);                             // [T,total]
+  if (window) causal = causal & (q_pos.unsqueeze(1) - k_pos.unsqueeze(0) < *window);
   const auto allowed = causal.unsqueeze(0) & attention_mask.to(torch::kBool).unsqueeze(1);  // [B,T,total]
   const double min_value = dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
                            : dtype == torch::kFloat32 ? std::numeric_limits<float>::lowest()
@@ -211,7 +214,7 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torc
   auto h = embed_tokens(input_ids);
   const auto dtype = h.scalar_type();
   const auto [cos, sin] = rotary_.tables(position_ids, dtype);
-  const auto mask = build_mask(attention_mask, past, T, dtype);
+  const auto mask = build_mask(attention_mask, past, T, dtype, config_.sliding_window);
   if (cache && cache->keys.size() != layers->size()) {
     cache->keys.assign(layers->size(), torch::Tensor());
     cache->values.assign(layers->size(), torch::Tensor());

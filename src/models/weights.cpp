@@ -43,7 +43,11 @@ torch::Dtype resolve_dtype(const std::string& dtype, const torch::Device& device
   if (dtype == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
   if (dtype == "fp32") return torch::kFloat32;
   if (dtype == "bf16") return torch::kBFloat16;
-  if (dtype == "fp16") return torch::kHalf;
+  if (dtype == "fp16") {
+    if (!device.is_cuda())
+      throw ConfigError("model.dtype: fp16 compute needs a CUDA device; use bf16 or fp32 on CPU");
+    return torch::kHalf;
+  }
   if (dtype == "fp64") return torch::kFloat64;
   throw ConfigError(str("model.dtype: '", dtype, "' is not one of auto, fp32, bf16, fp16, fp64"));
 }

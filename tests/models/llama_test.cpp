@@ -368,4 +368,37 @@ TEST(LlamaVariants, LogprobsAreDifferentiable) {
   fs::remove_all(tiny.folder);
 }
 
+TEST(LlamaVariants, SlidingWindowMasksDistantKeys) {
+  torch::NoGradGuard no_grad;
+  const auto tiny = make_tiny("window", 2, false);
+  auto config = tiny.config;
+  config.num_hidden_layers = 1;  // so that a position sees exactly the window (no deeper receptive field)
+  torch::manual_seed(3);
+  LlamaForCausalLM full(config, torch::TensorOptions().dtype(torch::kFloat64));
+  full->init_weights(0.3);
+  config.sliding_window = 3;
+  LlamaForCausalLM windowed(config, torch::TensorOptions().dtype(torch::kFloat64));
+  {
+    auto src = full->named_parameters();
+    for (auto& p : windowed->named_parameters()) p.value().copy_(src[p.key()]);
+  }
+  const auto ids = torch::tensor({1, 4, 8, 15, 16, 23, 42}, torch::kLong).unsqueeze(0);
+  const auto a = full->logits(full->forward(ids)), b = windowed->logits(windowed->forward(ids));
+  // Positions 0..2 see the same keys either way; later ones lose the distant keys.
+  EXPECT_LT(max_abs(a.narrow(1, 0, 3) - b.narrow(1, 0, 3)), 1e-12);
+  EXPECT_GT(max_abs(a.narrow(1, 3, 4) - b.narrow(1, 3, 4)), 1e-6);
+  // The last position of the windowed model equals the full model run on the last
+  // 3 tokens alone (at their own positions).
+  const auto tail = ids.narrow(1, 4, 3);
+  const auto c = full->logits(full->forward(tail, {}, torch::tensor({4, 5, 6}, torch::kLong).unsqueeze(0)));
+  EXPECT_LT(max_abs(c.select(1, 2) - b.select(1, 6)), 1e-10);
+  fs::remove_all(tiny.folder);
+}
+
+TEST(LlamaVariants, Fp16OnCpuIsAConfigError) {
+  EXPECT_THROW(resolve_dtype("fp16", torch::Device(torch::kCPU)), lire::ConfigError);
+  EXPECT_EQ(resolve_dtype("auto", torch::Device(torch::kCPU)), torch::kFloat32);
+  EXPECT_THROW(resolve_dtype("float32", torch::Device(torch::kCPU)), lire::ConfigError);
+}
+
 }  // namespace
