@@ -74,7 +74,7 @@ Named every_dtype() {
   t.emplace_back("f32", torch::randn({2, 3, 4}));
   t.emplace_back("f16", torch::randn({5}).to(torch::kHalf));
   t.emplace_back("bf16", torch::randn({2, 7}).to(torch::kBFloat16));
-  t.emplace_back("i64", torch::tensor({int64_t{-1} << 40, int64_t{3}, int64_t{-5}}));
+  t.emplace_back("i64", torch::tensor({-(int64_t{1} << 40), int64_t{3}, int64_t{-5}}));
   t.emplace_back("i32", torch::tensor({-7, 2147483647, 0}, torch::kInt));
   t.emplace_back("i16", torch::tensor({-32768, 32767, 1}, torch::kShort));
   t.emplace_back("i8", torch::tensor({-128, 127, 0, 5}, torch::kChar));
@@ -240,11 +240,14 @@ TEST(SafetensorsFile, ReadsTheHuggingFaceLlamaFixture) {
   EXPECT_EQ(reader.file_of("lm_head.weight"), kLlamaTiny + "/model.safetensors");
   EXPECT_EQ(reader.entry("model.embed_tokens.weight").dtype, Dtype::F32);
 
-  // The same file read directly, and written back by lire: identical tensors.
+  // Written back by lire in the file's order: byte for byte what the
+  // `safetensors` library wrote (same header JSON, padding and data layout).
   TempDir dir;
+  const auto original = SafetensorsFile::open(kLlamaTiny + "/model.safetensors");
   Named all;
-  for (const auto& name : reader.names()) all.emplace_back(name, reader.tensor(name));
+  for (const auto& entry : original->header().tensors) all.emplace_back(entry.name, original->tensor(entry.name));
   save_safetensors(dir / "model.safetensors", all);
+  EXPECT_TRUE(read_bytes(dir / "model.safetensors") == read_bytes(kLlamaTiny + "/model.safetensors"));
   const CheckpointReader again(dir.path());
   for (const auto& [name, tensor] : all) EXPECT_TRUE(torch::equal(again.tensor(name), tensor)) << name;
 }
@@ -292,6 +295,14 @@ TEST(CheckpointReader, ReadsAnAdapterFileByPath) {
   save_safetensors(path, {{"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", torch::ones({4, 64})}});
   const CheckpointReader reader(path);
   EXPECT_EQ(reader.names(), (std::vector<std::string>{"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"}));
+  // PEFT's own file (the llama_tiny_lora fixture).
+  const CheckpointReader peft(std::string(LIRE_TEST_FIXTURES) + "/hf/llama_tiny_lora/adapter_model.safetensors");
+  EXPECT_EQ(peft.names(), (std::vector<std::string>{"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+                                                    "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight",
+                                                    "base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight",
+                                                    "base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight"}));
+  EXPECT_EQ(peft.tensor("base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight").sizes().vec(),
+            (std::vector<int64_t>{32, 4}));
   // A folder holding only the adapter is not a model checkpoint.
   const std::string msg = lire::testing::error_message<Error>([&] { CheckpointReader{dir.path()}; });
   EXPECT_THAT(msg, AllOf(StartsWith(dir.path() + ": no checkpoint in this folder: looked for model.safetensors and "
