@@ -4,6 +4,7 @@
 // sides, batching, chunked log-probs vs the naive full log-softmax.
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -399,6 +400,43 @@ TEST(LlamaVariants, Fp16OnCpuIsAConfigError) {
   EXPECT_THROW(resolve_dtype("fp16", torch::Device(torch::kCPU)), lire::ConfigError);
   EXPECT_EQ(resolve_dtype("auto", torch::Device(torch::kCPU)), torch::kFloat32);
   EXPECT_THROW(resolve_dtype("float32", torch::Device(torch::kCPU)), lire::ConfigError);
+}
+
+// Rotary tables against independent formulas: cos/sin(p * theta^(-2i/D)).
+torch::Tensor expected_cos(const std::vector<int64_t>& positions, int64_t dim, double base, double scale = 1.0) {
+  auto out = torch::zeros({1, static_cast<int64_t>(positions.size()), dim}, torch::kFloat64);
+  for (std::size_t t = 0; t < positions.size(); ++t)
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      const double angle = positions[t] / scale * std::pow(base, -2.0 * i / dim);
+      out[0][t][i] = std::cos(angle);
+      out[0][t][i + dim / 2] = std::cos(angle);
+    }
+  return out;
+}
+
+TEST(LlamaRope, NoneLinearAndDynamicScaling) {
+  lire::io::LlamaConfig c;
+  c.head_dim = 8;
+  c.rope_theta = 10000.0;
+  c.max_position_embeddings = 16;
+  const std::vector<int64_t> short_pos = {0, 3, 7, 15}, long_pos = {0, 5, 17, 31};
+  const auto ids = [](const std::vector<int64_t>& p) { return torch::tensor(p, torch::kLong).unsqueeze(0); };
+
+  RotaryEmbedding plain(c, torch::kFloat64);
+  EXPECT_LT(max_abs(plain.tables(ids(long_pos), torch::kFloat64).first - expected_cos(long_pos, 8, 1e4)), 1e-12);
+
+  c.rope_scaling.type = "linear";
+  c.rope_scaling.factor = 2.0;
+  RotaryEmbedding linear(c, torch::kFloat64);
+  EXPECT_LT(max_abs(linear.tables(ids(long_pos), torch::kFloat64).first - expected_cos(long_pos, 8, 1e4, 2.0)), 1e-12);
+
+  // Dynamic NTK: unchanged within the trained context; beyond it the base grows
+  // to theta * (factor * L / max_pos - (factor - 1))^(D / (D - 2)), L = longest position + 1.
+  c.rope_scaling.type = "dynamic";
+  RotaryEmbedding dynamic(c, torch::kFloat64);
+  EXPECT_LT(max_abs(dynamic.tables(ids(short_pos), torch::kFloat64).first - expected_cos(short_pos, 8, 1e4)), 1e-12);
+  const double base = 1e4 * std::pow(2.0 * 32 / 16 - 1.0, 8.0 / 6.0);
+  EXPECT_LT(max_abs(dynamic.tables(ids(long_pos), torch::kFloat64).first - expected_cos(long_pos, 8, base)), 1e-12);
 }
 
 }  // namespace
