@@ -3,15 +3,10 @@
 #include <torch/torch.h>
 
 #include "lire/core/error.h"
+#include "lire/core/tensor_shape.h"
 
 namespace lire::losses {
 namespace {
-
-std::string shape_of(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? "," : "") + std::to_string(t.size(d));
-  return s + "]";
-}
 
 void check_like(const torch::Tensor& t, const char* name, const torch::Tensor& logps) {
   if (!t.defined()) return;

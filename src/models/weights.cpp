@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "lire/core/error.h"
+#include "lire/core/tensor_shape.h"
 #include "lire/core/suggest.h"
 #include "lire/core/torch_runtime.h"
 #include "lire/io/hf_config.h"
@@ -13,12 +14,6 @@
 
 namespace lire::models {
 namespace {
-
-std::string shape_of(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t d = 0; d < t.dim(); ++d) s += (d ? "," : "") + std::to_string(t.size(d));
-  return s + "]";
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
