@@ -55,6 +55,9 @@ Config resolve(const ConfigTree& tree) {
     if (name == "model") {
       SectionReader reader(tree, "model");
       cfg.model = read_model_options(reader);
+    } else if (name == "lora") {
+      SectionReader reader(tree, "lora");
+      cfg.lora = read_lora_options(reader);
     } else if (name == "data") {
       SectionReader reader(tree, "data");
       cfg.data = read_data_options(reader);

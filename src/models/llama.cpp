@@ -24,7 +24,15 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
   if (with_bias) bias = register_parameter("bias", torch::zeros({out_features}, options));
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  auto y = torch::linear(x, weight, bias);
+  if (lora_A && lora_enabled) {
+    auto h = x.to(lora_A->weight.scalar_type());
+    if (lora_dropout > 0 && is_training()) h = torch::dropout(h, lora_dropout, /*train=*/true);
+    y = y + (lora_B->forward(lora_A->forward(h)) * lora_scaling).to(y.scalar_type());
+  }
+  return y;
+}
 
 // ------------------------------------------------------------------ RMSNorm
 RMSNormImpl::RMSNormImpl(int64_t size, double eps_, const torch::TensorOptions& options) : eps(eps_) {

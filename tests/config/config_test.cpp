@@ -75,10 +75,10 @@ TEST(Config, UnknownSectionFromOverride) {
 }
 
 TEST(Config, KeysInSectionsNotImplementedYet) {
-  const std::string message = config_error([] { resolve_yaml("lora:\n  r: 8\n"); });
-  EXPECT_EQ(message, std::string("run.yaml:2: unknown key lora.r (section 'lora' takes no keys in lire ") +
+  const std::string message = config_error([] { resolve_yaml("train:\n  lr: 1e-5\n"); });
+  EXPECT_EQ(message, std::string("run.yaml:2: unknown key train.lr (section 'train' takes no keys in lire ") +
                          LIRE_VERSION + ")");
-  for (const char* section : {"lora", "train", "eval", "sample", "rewards", "evolve", "output"}) {
+  for (const char* section : {"train", "eval", "sample", "rewards", "evolve", "output"}) {
     ConfigTree tree;
     tree.apply_override(std::string(section) + ".x=1");
     EXPECT_THAT(config_error([&] { resolve(tree); }),
@@ -89,6 +89,21 @@ TEST(Config, KeysInSectionsNotImplementedYet) {
   EXPECT_NO_THROW(resolve_yaml("model: {}\nlora:\n"));
   EXPECT_EQ(config_error([] { resolve_yaml("model: /models/llama\n"); }),
             "run.yaml:1: model: expected a mapping, got string \"/models/llama\"");
+}
+
+TEST(Config, LoraSection) {
+  const Config cfg = resolve_yaml("lora:\n  r: 4\n  alpha: 8\n  targets: [q_proj, k_proj, v_proj]\n  rslora: true\n");
+  EXPECT_EQ(cfg.lora.r, 4);
+  EXPECT_DOUBLE_EQ(cfg.lora.scaling(), 8.0 / 2.0);  // rsLoRA: alpha / sqrt(r)
+  EXPECT_EQ(cfg.lora.targets, (std::vector<std::string>{"q_proj", "k_proj", "v_proj"}));
+  const Config d = resolve_yaml("lora:\n  targets: all-linear\n");
+  EXPECT_TRUE(d.lora.enabled);
+  EXPECT_DOUBLE_EQ(d.lora.scaling(), 16.0 / 8.0);
+  EXPECT_EQ(d.lora.targets, (std::vector<std::string>{"all-linear"}));
+  EXPECT_THAT(config_error([] { resolve_yaml("lora:\n  r: 0\n"); }), HasSubstr("lora.r"));
+  EXPECT_THAT(config_error([] { resolve_yaml("lora:\n  dropout: 1.0\n"); }), HasSubstr("lora.dropout"));
+  EXPECT_THAT(config_error([] { resolve_yaml("lora:\n  targets: []\n"); }), HasSubstr("lora.targets"));
+  EXPECT_THAT(config_error([] { resolve_yaml("lora:\n  rank: 8\n"); }), HasSubstr("unknown key lora.rank"));
 }
 
 TEST(Config, ModelAndDataSections) {

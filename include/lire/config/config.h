@@ -10,6 +10,7 @@
 
 #include "lire/config/config_tree.h"
 #include "lire/config/data_options.h"
+#include "lire/config/lora_options.h"
 #include "lire/config/model_options.h"
 #include "lire/config/runtime_options.h"
 #include "lire/losses/loss_options.h"
@@ -22,6 +23,7 @@ const std::vector<std::string>& section_names();
 struct Config {
   ConfigTree tree;
   ModelOptions model;
+  LoraOptions lora;
   DataOptions data;
   losses::LossOptions loss;
   RuntimeOptions runtime;

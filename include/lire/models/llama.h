@@ -21,7 +21,8 @@
 
 namespace lire::models {
 
-// y = x W^T (+ b). Parameters are allocated uninitialised (checkpoints fill
+// y = x W^T (+ b), plus a LoRA update when an adapter is attached
+// (models/lora.h). Parameters are allocated uninitialised (checkpoints fill
 // them; init_weights() draws fresh ones), in the dtype and device given.
 class LinearImpl : public torch::nn::Module {
  public:
@@ -29,6 +30,12 @@ class LinearImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   torch::Tensor bias;  // undefined without bias
+
+  // LoRA adapter (registered as submodules "lora_A" and "lora_B" when attached).
+  std::shared_ptr<LinearImpl> lora_A, lora_B;
+  double lora_scaling = 0.0;
+  double lora_dropout = 0.0;
+  bool lora_enabled = true;
 };
 TORCH_MODULE(Linear);
 
