@@ -100,5 +100,16 @@ expect_fail "lire-score existing field" "scored.jsonl:1: field 'ref_logps' is al
 expect_fail "lire-score bad folder" "config.json" "$SCORE" --data "$TMP/lists.jsonl" --output "$TMP/z.jsonl" --policy "$TMP"
 [ ! -e "$TMP/y.jsonl" ] && [ ! -e "$TMP/z.jsonl" ]; check "failed runs write no output" $?
 
+# lire-merge: an HF folder out, one-line errors
+MERGE="$BIN/lire-merge"
+"$MERGE" --model "$FIX/llama_tiny" --adapter "$FIX/llama_tiny_lora" --output "$TMP/merged" >/dev/null
+check "lire-merge exit" $?
+[ -f "$TMP/merged/model.safetensors" ] && [ -f "$TMP/merged/config.json" ] && [ -f "$TMP/merged/tokenizer.model" ]
+check "lire-merge writes a complete HF folder" $?
+expect_fail "lire-merge into a non-empty folder" "exists and is not empty" \
+  "$MERGE" --model "$FIX/llama_tiny" --adapter "$FIX/llama_tiny_lora" --output "$TMP/merged"
+expect_fail "lire-merge bad adapter" "adapter_config.json" \
+  "$MERGE" --model "$FIX/llama_tiny" --adapter "$TMP" --output "$TMP/merged2"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

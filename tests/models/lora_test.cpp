@@ -13,6 +13,7 @@
 
 #include "lire/core/error.h"
 #include "lire/io/safetensors.h"
+#include "lire/models/export.h"
 #include "lire/models/lora.h"
 #include "lire/models/weights.h"
 
@@ -90,7 +91,9 @@ TEST(Lora, NewAdaptersAreTheIdentityAndOnlyAdaptersTrain) {
   for (const auto& [name, p] : params) {
     ASSERT_TRUE(p.grad().defined()) << name;
     // d/dB is nonzero (A is random); d/dA is zero while B is zero.
-    if (name.find("lora_B") != std::string::npos) EXPECT_GT(p.grad().abs().max().item<double>(), 0.0) << name;
+    if (name.find("lora_B") != std::string::npos) {
+      EXPECT_GT(p.grad().abs().max().item<double>(), 0.0) << name;
+    }
   }
   EXPECT_FALSE(model->model->embed_tokens->weight.grad().defined());
   // A's initial range is PEFT's: U(-1/sqrt(in), 1/sqrt(in)).
@@ -178,6 +181,37 @@ TEST(Lora, Errors) {
   }
   auto other = load_causal_lm(kHf + "/llama_tiny", cpu("fp32"));
   EXPECT_THROW(save_lora_adapter(*other, temp_dir("none").string(), options, "x"), lire::Error);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(LoraExport, MergedFolderLoadsAndMatchesTheAdaptedModel) {
+  torch::NoGradGuard no_grad;
+  const auto out = temp_dir("merged");
+  lire::models::ExportOptions options;
+  options.max_shard_bytes = 200'000;  // force shards for the tiny model
+  lire::models::merge_adapter_to_folder(kHf + "/llama_tiny", kHf + "/llama_tiny_lora", out.string(), options);
+  for (const char* f : {"config.json", "model.safetensors.index.json", "tokenizer.model", "tokenizer_config.json",
+                        "generation_config.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  auto merged = load_causal_lm(out.string(), cpu("fp32"));
+  const auto in = inputs();
+  EXPECT_LT(masked_max_diff(merged->logits(merged->forward(in.ids, in.mask)),
+                            fixture_logits("llama_tiny_lora", "logits_hf_f32"), in.mask),
+            1e-5 * fixture_logits("llama_tiny_lora", "logits_hf_f32").abs().max().item<double>());
+  // A non-empty output folder is refused unless overwriting; no temp folder is left.
+  EXPECT_THROW(lire::models::merge_adapter_to_folder(kHf + "/llama_tiny", kHf + "/llama_tiny_lora", out.string()),
+               lire::Error);
+  options.overwrite = true;
+  options.max_shard_bytes = 5'000'000'000ull;
+  lire::models::merge_adapter_to_folder(kHf + "/llama_tiny", kHf + "/llama_tiny_lora", out.string(), options);
+  EXPECT_TRUE(fs::exists(out / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(out / "model.safetensors.index.json"));
+  for (const auto& e : fs::directory_iterator(out.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find(out.filename().string() + ".tmp."), std::string::npos);
+  fs::remove_all(out);
 }
 
 }  // namespace
