@@ -18,6 +18,7 @@
 #include "lire/models/llama.h"
 #include "lire/models/sequence_logprobs.h"
 #include "lire/models/weights.h"
+#include "support/hf_fixtures.h"
 
 namespace {
 
@@ -25,40 +26,19 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace lire::models;
 
-const std::string kFixtures = LIRE_TEST_FIXTURES "/hf";
+const std::string kFixtures = lire::testing::kHfFixtures;
+using lire::testing::ids_tensor;
+using lire::testing::masked_max_diff;
 
-json reference_json(const std::string& model) {
-  std::ifstream in(kFixtures + "/" + model + "/reference.json");
-  return json::parse(in);
-}
-
+nlohmann::json reference_json(const std::string& model) { return lire::testing::hf_reference(model); }
 torch::Tensor reference_array(const std::string& model, const std::string& name) {
-  auto file = lire::io::SafetensorsFile::open(kFixtures + "/" + model + "/reference.safetensors");
-  return file->tensor(name).clone();
+  return lire::testing::hf_reference_array(model, name);
 }
-
-torch::Tensor ids_tensor(const json& rows) {
-  std::vector<int64_t> flat;
-  for (const auto& r : rows)
-    for (const auto& v : r) flat.push_back(v.get<int64_t>());
-  return torch::tensor(flat, torch::kLong).view({static_cast<int64_t>(rows.size()), -1});
+LoadOptions cpu(const std::string& dtype, const std::string& adapter = "") {
+  return lire::testing::cpu_load(dtype, adapter);
 }
 
 double max_abs(const torch::Tensor& a) { return a.abs().max().item<double>(); }
-
-// Max |a - b| over positions whose mask is 1 (a, b [B,T,...]).
-double masked_max_diff(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
-  const auto m = mask.to(torch::kBool);
-  return max_abs((a.to(torch::kFloat64) - b.to(torch::kFloat64)).index({m}));
-}
-
-LoadOptions cpu(const std::string& dtype, const std::string& adapter = "") {
-  LoadOptions o;
-  o.dtype = dtype;
-  o.device = "cpu";
-  o.adapter = adapter;
-  return o;
-}
 
 TEST(LlamaParity, Float64LogitsMatchExactReference) {
   torch::NoGradGuard no_grad;

@@ -16,6 +16,7 @@
 #include "lire/models/export.h"
 #include "lire/models/lora.h"
 #include "lire/models/weights.h"
+#include "support/hf_fixtures.h"
 
 namespace {
 
@@ -23,34 +24,16 @@ namespace fs = std::filesystem;
 using namespace lire::models;
 using nlohmann::json;
 
-const std::string kHf = LIRE_TEST_FIXTURES "/hf";
+const std::string kHf = lire::testing::kHfFixtures;
+using lire::testing::ids_tensor;
+using lire::testing::masked_max_diff;
 
 LoadOptions cpu(const std::string& dtype, const std::string& adapter = "") {
-  LoadOptions o;
-  o.dtype = dtype;
-  o.device = "cpu";
-  o.adapter = adapter;
-  return o;
+  return lire::testing::cpu_load(dtype, adapter);
 }
-
-json reference(const std::string& model) {
-  std::ifstream in(kHf + "/" + model + "/reference.json");
-  return json::parse(in);
-}
-
-torch::Tensor ids_tensor(const json& rows) {
-  std::vector<int64_t> flat;
-  for (const auto& r : rows)
-    for (const auto& v : r) flat.push_back(v.get<int64_t>());
-  return torch::tensor(flat, torch::kLong).view({static_cast<int64_t>(rows.size()), -1});
-}
-
-double masked_max_diff(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
-  return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).index({mask.to(torch::kBool)}).abs().max().item<double>();
-}
-
+json reference(const std::string& model) { return lire::testing::hf_reference(model); }
 torch::Tensor fixture_logits(const std::string& model, const std::string& name) {
-  return lire::io::SafetensorsFile::open(kHf + "/" + model + "/reference.safetensors")->tensor(name).clone();
+  return lire::testing::hf_reference_array(model, name);
 }
 
 struct Inputs {
