@@ -338,6 +338,11 @@ TEST(TrainingTargets, PairsAndPROFromTheReader) {
 
 // Opens a ~200 MB file and checks the index, not the records, stays in memory.
 TEST(ListDataset, BoundedMemoryOnALargeFile) {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine and adds shadow memory,
+  // so RSS says nothing about the reader there; the plain build measures it.
+  GTEST_SKIP() << "memory bound not measurable under AddressSanitizer";
+#endif
   const std::string path = "/tmp/lire_list_dataset_big_" + std::to_string(getpid()) + ".jsonl";
   const std::size_t target_bytes = 200u << 20;
   std::size_t records = 0, bytes = 0;
