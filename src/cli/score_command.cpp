@@ -93,11 +93,7 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
   load.device = cfg.runtime.device;
-  data::TokenizeOptions tokenize;
-  tokenize.prompt_template = cfg.data.prompt_template;
-  tokenize.append_eos = cfg.data.append_eos;
-  tokenize.max_prompt_tokens = cfg.data.max_prompt_tokens;
-  tokenize.max_response_tokens = cfg.data.max_response_tokens;
+  const data::TokenizeOptions tokenize = data::tokenize_options(cfg.data);
 
   // Models first: a bad folder fails before any output is touched.
   std::optional<models::LlamaForCausalLM> policy;

@@ -64,6 +64,15 @@ Config resolve(const ConfigTree& tree) {
     } else if (name == "loss") {
       SectionReader reader(tree, "loss");
       cfg.loss = losses::read_loss_options(reader);
+    } else if (name == "train") {
+      SectionReader reader(tree, "train");
+      cfg.train = read_train_options(reader);
+    } else if (name == "eval") {
+      SectionReader reader(tree, "eval");
+      cfg.eval = read_eval_options(reader);
+    } else if (name == "output") {
+      SectionReader reader(tree, "output");
+      cfg.output = read_output_options(reader);
     } else if (name == "runtime") {
       SectionReader reader(tree, "runtime");
       cfg.runtime = read_runtime_options(reader);

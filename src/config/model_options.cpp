@@ -5,6 +5,7 @@
 
 #include "lire/config/data_options.h"
 #include "lire/config/section_reader.h"
+#include "lire/core/error.h"
 #include "lire/data/prompt_template.h"
 
 namespace lire::config {
@@ -20,11 +21,33 @@ ModelOptions read_model_options(SectionReader& reader) {
 
 DataOptions read_data_options(SectionReader& reader) {
   DataOptions o;
+  const auto max = std::numeric_limits<std::int64_t>::max();
+  o.train = reader.string("train", o.train);
+  o.eval = reader.string("eval", o.eval);
+  o.eval_fraction = reader.number("eval_fraction", o.eval_fraction, {0.0, 1.0, false, true});
+  if (!o.eval.empty() && o.eval_fraction > 0)
+    reader.fail("eval_fraction", "give data.eval (a file) or data.eval_fraction (a share of data.train), not both");
+  o.on_error = reader.choice("on_error", o.on_error, {"fail", "skip"});
+  o.max_responses = reader.integer("max_responses", o.max_responses, 0, max);
+  if (o.max_responses == 1) reader.fail("max_responses", "must be 0 (all) or at least 2: a list needs two responses");
+  o.shuffle = reader.boolean("shuffle", o.shuffle);
+  if (const nlohmann::json* fields = reader.raw("fields")) {
+    if (!fields->is_object())
+      reader.fail("fields", str("must be a mapping {name in the file: canonical name}, got ", fields->type_name()));
+    for (auto it = fields->begin(); it != fields->end(); ++it) {
+      if (!it.value().is_string() || it.value().get<std::string>().empty())
+        reader.fail("fields", str("'", it.key(), "' must map to a canonical field name (a string)"));
+      o.fields[it.key()] = it.value().get<std::string>();
+    }
+  }
   o.prompt_template = reader.choice("prompt_template", o.prompt_template, data::template_names());
   o.append_eos = reader.boolean("append_eos", o.append_eos);
-  const auto max = std::numeric_limits<std::int64_t>::max();
-  o.max_prompt_tokens = reader.integer("max_prompt_tokens", o.max_prompt_tokens, 0, max);
-  o.max_response_tokens = reader.integer("max_response_tokens", o.max_response_tokens, 0, max);
+  o.max_length = reader.integer("max_length", o.max_length, 0, max);
+  o.max_prompt_length = reader.integer("max_prompt_length", o.max_prompt_length, 0, max);
+  o.max_response_length = reader.integer("max_response_length", o.max_response_length, 0, max);
+  if (o.max_length > 0 && o.max_prompt_length >= o.max_length)
+    reader.fail("max_prompt_length", str("must be below data.max_length (", o.max_length,
+                                         ") to leave room for responses, got ", o.max_prompt_length));
   reader.finish();
   return o;
 }

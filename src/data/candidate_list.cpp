@@ -1,5 +1,7 @@
 #include "lire/data/candidate_list.h"
 
+#include "lire/config/data_options.h"
+
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -493,6 +495,16 @@ TokenizedList tokenize_pretokenized(const CandidateList& list, std::int64_t voca
   if (!list.prompt_ids || !list.responses_ids)
     throw DataError(str(list.where(), ": the record holds text, and there is no tokenizer to encode it"));
   return tokenize_impl(list, nullptr, vocab_size, bos_id, opts);
+}
+
+TokenizeOptions tokenize_options(const config::DataOptions& data) {
+  TokenizeOptions o;
+  o.prompt_template = data.prompt_template;
+  o.append_eos = data.append_eos;
+  o.max_length = data.max_length;
+  o.max_prompt_tokens = data.max_prompt_length;
+  o.max_response_tokens = data.max_response_length;
+  return o;
 }
 
 FolderTokenizer::FolderTokenizer(std::string folder, std::int64_t vocab_size, std::int64_t bos_id)

@@ -13,7 +13,7 @@ const std::vector<std::string> kLabelTransforms = {"bt-winrate", "rank-winrate",
 const std::vector<std::string> kReductions = {"rax", "list-sum", "list-mean"};
 
 std::vector<std::string> with_common(std::vector<std::string> keys) {
-  for (const char* key : {"reduction", "length_normalize", "sft_weight"}) keys.emplace_back(key);
+  for (const char* key : {"reduction", "length_normalize", "sft_weight", "sft_target"}) keys.emplace_back(key);
   return keys;
 }
 
@@ -37,7 +37,7 @@ const std::vector<LossSpec>& loss_specs() {
        "pointwise sigmoid cross-entropy softplus(s) - s * psi (LiPO Sec. 4.1)"},
       {"nce", "listwise", true, with_common({"beta", "label_transform"}),
        "softmax cross-entropy with psi normalised over the list (LiPO Eq. 11)"},
-      {"sft", "sft", false, {},
+      {"sft", "sft", false, {"sft_target"},
        "token-level NLL of each list's SFT target (LIRE Sec. 4.6 regulariser, or SFT alone)"},
   };
   return specs;
@@ -83,6 +83,7 @@ LossOptions read_loss_options(config::SectionReader& r) {
   if (takes("length_normalize")) o.length_normalize = r.boolean("length_normalize", o.length_normalize);
   if (takes("sft_weight"))
     o.sft_weight = r.number("sft_weight", o.sft_weight, config::NumberRange::non_negative());
+  if (takes("sft_target")) o.sft_target = r.choice("sft_target", o.sft_target, {"auto", "best", "human"});
   if (takes("temperature"))
     o.temperature = r.number("temperature", o.temperature, config::NumberRange::positive());
   if (takes("reward_transform"))

@@ -75,10 +75,10 @@ TEST(Config, UnknownSectionFromOverride) {
 }
 
 TEST(Config, KeysInSectionsNotImplementedYet) {
-  const std::string message = config_error([] { resolve_yaml("train:\n  lr: 1e-5\n"); });
-  EXPECT_EQ(message, std::string("run.yaml:2: unknown key train.lr (section 'train' takes no keys in lire ") +
+  const std::string message = config_error([] { resolve_yaml("sample:\n  top_p: 0.9\n"); });
+  EXPECT_EQ(message, std::string("run.yaml:2: unknown key sample.top_p (section 'sample' takes no keys in lire ") +
                          LIRE_VERSION + ")");
-  for (const char* section : {"train", "eval", "sample", "rewards", "evolve", "output"}) {
+  for (const char* section : {"sample", "rewards", "evolve"}) {
     ConfigTree tree;
     tree.apply_override(std::string(section) + ".x=1");
     EXPECT_THAT(config_error([&] { resolve(tree); }),
@@ -109,14 +109,14 @@ TEST(Config, LoraSection) {
 TEST(Config, ModelAndDataSections) {
   const Config cfg = resolve_yaml(
       "model:\n  path: /models/llama\n  dtype: bf16\n  adapter: /adapters/a\n"
-      "data:\n  prompt_template: alpaca\n  append_eos: false\n  max_prompt_tokens: 256\n");
+      "data:\n  prompt_template: alpaca\n  append_eos: false\n  max_prompt_length: 256\n");
   EXPECT_EQ(cfg.model.path, "/models/llama");
   EXPECT_EQ(cfg.model.dtype, "bf16");
   EXPECT_EQ(cfg.model.adapter, "/adapters/a");
   EXPECT_EQ(cfg.data.prompt_template, "alpaca");
   EXPECT_FALSE(cfg.data.append_eos);
-  EXPECT_EQ(cfg.data.max_prompt_tokens, 256);
-  EXPECT_EQ(cfg.data.max_response_tokens, 0);
+  EXPECT_EQ(cfg.data.max_prompt_length, 256);
+  EXPECT_EQ(cfg.data.max_response_length, 0);
   // Defaults: auto dtype, raw template, EOS appended.
   const Config d = resolve_yaml("{}\n");
   EXPECT_EQ(d.model.dtype, "auto");
@@ -126,8 +126,8 @@ TEST(Config, ModelAndDataSections) {
               AllOf(StartsWith("run.yaml:2: "), HasSubstr("model.dtype"), HasSubstr("fp32")));
   EXPECT_THAT(config_error([] { resolve_yaml("data:\n  prompt_template: alpacca\n"); }),
               HasSubstr("did you mean alpaca"));
-  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_prompt_tokens: -1\n"); }),
-              HasSubstr("data.max_prompt_tokens"));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_prompt_length: -1\n"); }),
+              HasSubstr("data.max_prompt_length"));
   EXPECT_THAT(config_error([] { resolve_yaml("model:\n  pth: x\n"); }), HasSubstr("did you mean model.path"));
 }
 

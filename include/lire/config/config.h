@@ -13,6 +13,7 @@
 #include "lire/config/lora_options.h"
 #include "lire/config/model_options.h"
 #include "lire/config/runtime_options.h"
+#include "lire/config/train_options.h"
 #include "lire/losses/loss_options.h"
 
 namespace lire::config {
@@ -26,6 +27,9 @@ struct Config {
   LoraOptions lora;
   DataOptions data;
   losses::LossOptions loss;
+  TrainOptions train;
+  EvalOptions eval;
+  OutputOptions output;
   RuntimeOptions runtime;
 };
 

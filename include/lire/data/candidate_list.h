@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <memory>
 #include <string>
@@ -37,6 +38,10 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+namespace lire::config {
+struct DataOptions;
+}
 
 namespace lire::data {
 
@@ -76,6 +81,9 @@ struct ReadOptions {
   bool skip_invalid = false;         // skip malformed records (counted in ReadStats) instead of throwing
   bool check_duplicate_ids = false;  // an explicit "id" seen twice is an error
   std::size_t max_kept_errors = 20;  // how many skip reasons ReadStats keeps verbatim
+  // data.fields: a record's field names -> canonical names ({"question": "prompt"}),
+  // applied to each record before it is read; empty = the names as documented.
+  std::map<std::string, std::string> fields;
 };
 
 struct ReadStats {
@@ -127,10 +135,14 @@ std::vector<CandidateList> read_candidate_lists(const std::string& path, const R
 struct TokenizeOptions {
   std::string prompt_template = "raw";  // data.prompt_template (see prompt_template.h)
   bool append_eos = true;               // EOS after every text response, whatever add_eos_token says
+  std::int64_t max_length = 0;          // 0 = no limit; else prompt + response <= max_length (responses cut)
   std::int64_t max_prompt_tokens = 0;   // 0 = no limit; else keep BOS + the last tokens (truncate left)
   std::int64_t max_response_tokens = 0; // 0 = no limit; else keep the first tokens (truncate right);
                                         // EOS is kept only when the whole response and EOS fit
 };
+
+// The tokenize options of a `data` config section.
+TokenizeOptions tokenize_options(const config::DataOptions& data);
 
 struct TokenizedList {
   std::vector<std::int64_t> prompt_ids;

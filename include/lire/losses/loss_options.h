@@ -29,6 +29,11 @@ struct LossOptions {
   bool length_normalize = false;
   // Weight alpha of the SFT term alpha * NLL(target) any loss can add (LIRE Sec. 4.6).
   double sft_weight = 0.0;
+  // Which response of a list the SFT term (and the `sft` loss) trains on:
+  // "auto" (the first human-written one when the record marks one, else the
+  // best by its targets), "best" (highest reward / best rank / highest label),
+  // or "human" (the first human-written one; a list without one has no SFT term).
+  std::string sft_target = "auto";
 
   // lire: temperature T of softmax(logps / T) over a list (LIRE code: 2).
   double temperature = 2.0;
