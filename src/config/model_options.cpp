@@ -1,11 +1,14 @@
 // The `model` and `data` sections.
 #include "lire/config/model_options.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "lire/config/data_options.h"
 #include "lire/config/section_reader.h"
 #include "lire/core/error.h"
+#include "lire/core/suggest.h"
+#include "lire/data/candidate_list.h"
 #include "lire/data/prompt_template.h"
 
 namespace lire::config {
@@ -38,6 +41,11 @@ DataOptions read_data_options(SectionReader& reader) {
       if (!it.value().is_string() || it.value().get<std::string>().empty())
         reader.fail("fields", str("'", it.key(), "' must map to a canonical field name (a string)"));
       o.fields[it.key()] = it.value().get<std::string>();
+      const auto& names = data::canonical_field_names();
+      if (std::find(names.begin(), names.end(), o.fields[it.key()]) == names.end())
+        reader.fail("fields", str("'", it.key(), "' maps to '", o.fields[it.key()],
+                                  "', which is not a field lire reads", did_you_mean(o.fields[it.key()], names),
+                                  " (valid: ", join_sorted(names), ")"));
     }
   }
   o.prompt_template = reader.choice("prompt_template", o.prompt_template, data::template_names());

@@ -1,12 +1,16 @@
+// Candidate lists: parsing every record format (after the data.fields renaming),
+// streaming JSONL, and the tokenization and truncation rule. See candidate_list.h.
 #include "lire/data/candidate_list.h"
 
 #include "lire/config/data_options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 
 #include "lire/core/error.h"
+#include "lire/core/suggest.h"
 #include "lire/data/prompt_template.h"
 #include "lire/data/tokenizer.h"
 
@@ -228,7 +232,61 @@ void parse_pro(const json& record, CandidateList& list, const Where& where) {
   }
 }
 
+// The record with its keys renamed by `fields` (name in the file -> canonical
+// name). Two keys that end up with the same name are an error: a mapped key
+// whose target the record also has (and does not map away), or two mapped keys
+// with one target.
+json rename_fields(const json& record, const std::map<std::string, std::string>& fields, const Where& where) {
+  json out = json::object();
+  std::map<std::string, std::string> source_of;  // new name -> the key it came from
+  for (auto it = record.begin(); it != record.end(); ++it) {
+    const auto mapped = fields.find(it.key());
+    const std::string& name = mapped == fields.end() ? it.key() : mapped->second;
+    const auto [seen, inserted] = source_of.emplace(name, it.key());
+    if (!inserted) {
+      const std::string& a = seen->second;
+      const std::string& b = it.key();
+      if (a == name || b == name)
+        where.fail(str("field '", a == name ? b : a, "' is mapped to '", name, "' but the record also has '", name,
+                       "'"));
+      where.fail(str("fields '", std::min(a, b), "' and '", std::max(a, b), "' are both mapped to '", name, "'"));
+    }
+    out[name] = it.value();
+  }
+  return out;
+}
+
+// Whether the record, renamed by `fields`, has a non-null `key`.
+bool has_renamed(const json& record, const char* key, const std::map<std::string, std::string>& fields) {
+  if (fields.empty()) return has(record, key);
+  for (auto it = record.begin(); it != record.end(); ++it) {
+    const auto mapped = fields.find(it.key());
+    if ((mapped == fields.end() ? it.key() : mapped->second) == key && !it.value().is_null()) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+const std::vector<std::string>& canonical_field_names() {
+  static const std::vector<std::string> names = {
+      // canonical
+      "id", "prompt", "responses", "rewards", "ranks", "labels", "ref_logps", "ref_token_counts", "human",
+      "input", "system", "prompt_ids", "responses_ids",
+      // pairs and HH dialogues
+      "chosen", "rejected", "score_chosen", "score_rejected",
+      // PRO
+      "prefix", "suffix", "reward"};
+  return names;
+}
+
+void check_field_map(const std::map<std::string, std::string>& fields) {
+  const auto& names = canonical_field_names();
+  for (const auto& [from, to] : fields)
+    if (std::find(names.begin(), names.end(), to) == names.end())
+      throw ConfigError(str("data.fields: '", from, "' maps to '", to, "', which is not a field lire reads",
+                            did_you_mean(to, names), " (valid: ", join_sorted(names), ")"));
+}
 
 const char* record_format_name(RecordFormat format) {
   switch (format) {
@@ -242,10 +300,17 @@ const char* record_format_name(RecordFormat format) {
 
 std::string CandidateList::where() const { return str(file, ":", line); }
 
-CandidateList parse_candidate_list(const json& record, const std::string& file, std::size_t line,
+CandidateList parse_candidate_list(const json& record_as_read, const std::string& file, std::size_t line,
                                    const ReadOptions& opts) {
   const Where where{file, line};
-  if (!record.is_object()) where.fail(str("a record must be a JSON object, got ", short_dump(record)));
+  if (!record_as_read.is_object())
+    where.fail(str("a record must be a JSON object, got ", short_dump(record_as_read)));
+  json renamed;
+  if (!opts.fields.empty()) {
+    check_field_map(opts.fields);
+    renamed = rename_fields(record_as_read, opts.fields, where);
+  }
+  const json& record = opts.fields.empty() ? record_as_read : renamed;
   CandidateList list;
   list.file = file;
   list.line = line;
@@ -334,12 +399,13 @@ CandidateList parse_candidate_list(const json& record, const std::string& file, 
     }
     list.human = std::move(human);
   }
-  list.raw = record;
+  list.raw = record_as_read;
   return list;
 }
 
 CandidateListReader::CandidateListReader(const std::string& path, ReadOptions opts)
-    : path_(path), opts_(opts) {
+    : path_(path), opts_(std::move(opts)) {
+  check_field_map(opts_.fields);
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw DataError(str(path, ": is a directory, not a JSONL file"));
   in_.open(path);
@@ -367,7 +433,7 @@ bool CandidateListReader::next(CandidateList& list) {
         throw DataError(str(path_, ":", line, ": invalid JSON (", e.what(), ")", hint));
       }
       CandidateList parsed = parse_candidate_list(record, path_, line, opts_);
-      if (opts_.check_duplicate_ids && has(record, "id")) {
+      if (opts_.check_duplicate_ids && has_renamed(record, "id", opts_.fields)) {
         const auto [it, inserted] = id_lines_.emplace(parsed.id, line);
         if (!inserted)
           throw DataError(str(path_, ":", line, ": duplicate id '", parsed.id, "' (first on line ", it->second, ")"));
@@ -413,9 +479,10 @@ void check_vocab(const std::vector<std::int64_t>& ids, const std::string& name, 
 TokenizedList tokenize_impl(const CandidateList& list, const Tokenizer* tokenizer, std::int64_t vocab_size,
                             std::int64_t bos_id, const TokenizeOptions& opts) {
   check_template_name(opts.prompt_template);
-  if (opts.max_prompt_tokens < 0 || opts.max_response_tokens < 0)
-    throw ConfigError(str("max_prompt_tokens and max_response_tokens must be >= 0 (0 = no limit), got ",
-                          opts.max_prompt_tokens, " and ", opts.max_response_tokens));
+  if (opts.max_length < 0 || opts.max_prompt_tokens < 0 || opts.max_response_tokens < 0)
+    throw ConfigError(str("data.max_length, data.max_prompt_length and data.max_response_length must be >= 0 "
+                          "(0 = no limit), got ", opts.max_length, ", ", opts.max_prompt_tokens, " and ",
+                          opts.max_response_tokens));
   TokenizedList out;
 
   // Prompt: [BOS] + encode(template(prompt)), or the given ids.
@@ -454,8 +521,18 @@ TokenizedList tokenize_impl(const CandidateList& list, const Tokenizer* tokenize
     throw DataError(str(list.where(), ": the prompt has no tokens; the first response token needs a context "
                                       "(give a prompt, or a BOS token)"));
 
-  // Responses: encode(response) + [EOS], or the given ids.
-  const auto max_response = static_cast<std::size_t>(opts.max_response_tokens);
+  // Responses: encode(response) + [EOS], or the given ids, cut to what the
+  // limits leave: max_response_tokens, and max_length minus the (cut) prompt.
+  std::size_t max_response = static_cast<std::size_t>(opts.max_response_tokens);
+  if (opts.max_length > 0) {
+    const auto max_length = static_cast<std::size_t>(opts.max_length);
+    if (out.prompt_ids.size() >= max_length)
+      throw DataError(str(list.where(), ": the prompt has ", out.prompt_ids.size(),
+                          " tokens, which leaves no room for a response under data.max_length=", max_length,
+                          " (set data.max_prompt_length below it)"));
+    const std::size_t room = max_length - out.prompt_ids.size();  // >= 1
+    max_response = max_response > 0 ? std::min(max_response, room) : room;
+  }
   const std::size_t k = list.size();
   out.response_ids.reserve(k);
   for (std::size_t i = 0; i < k; ++i) {

@@ -79,12 +79,14 @@ ListDataset ListDataset::open(const std::string& path, const ListDatasetOptions&
   if (!(opts.eval_fraction >= 0.0 && opts.eval_fraction < 1.0))
     throw ConfigError(str("data.eval_fraction must lie in [0, 1), got ", opts.eval_fraction));
   if (opts.vocab_size < 0) throw ConfigError(str("vocab_size must be >= 0, got ", opts.vocab_size));
+  check_field_map(opts.fields);
 
   ListDataset ds;
   ds.path_ = path;
   ds.opts_ = opts;
   ds.read_opts_.vocab_size = opts.vocab_size;
   ds.read_opts_.skip_invalid = opts.on_error == "skip";
+  ds.read_opts_.fields = opts.fields;
   const bool skip = ds.read_opts_.skip_invalid;
 
   std::error_code ec;

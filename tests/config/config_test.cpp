@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +20,7 @@ namespace {
 
 using json = nlohmann::json;
 using ::testing::AllOf;
+using ::testing::Eq;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -129,6 +132,231 @@ TEST(Config, ModelAndDataSections) {
   EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_prompt_length: -1\n"); }),
               HasSubstr("data.max_prompt_length"));
   EXPECT_THAT(config_error([] { resolve_yaml("model:\n  pth: x\n"); }), HasSubstr("did you mean model.path"));
+}
+
+TEST(Config, DataSectionFilesSplitAndSubsampling) {
+  const Config d = resolve(ConfigTree());
+  EXPECT_EQ(d.data.train, "");
+  EXPECT_EQ(d.data.eval, "");
+  EXPECT_DOUBLE_EQ(d.data.eval_fraction, 0.0);
+  EXPECT_EQ(d.data.on_error, "fail");
+  EXPECT_EQ(d.data.max_responses, 0);
+  EXPECT_TRUE(d.data.shuffle);
+  EXPECT_TRUE(d.data.fields.empty());
+  EXPECT_EQ(d.data.max_length, 0);
+  EXPECT_EQ(d.data.max_prompt_length, 0);
+  EXPECT_EQ(d.data.max_response_length, 0);
+
+  const Config cfg = resolve_yaml(
+      "data:\n"
+      "  train: lists/train.jsonl\n"
+      "  eval_fraction: 0.05\n"
+      "  on_error: skip\n"
+      "  max_responses: 4\n"
+      "  shuffle: false\n"
+      "  fields: {question: prompt, answers: responses}\n"
+      "  max_length: 450\n"
+      "  max_prompt_length: 256\n"
+      "  max_response_length: 128\n");
+  EXPECT_EQ(cfg.data.train, "lists/train.jsonl");
+  EXPECT_DOUBLE_EQ(cfg.data.eval_fraction, 0.05);
+  EXPECT_EQ(cfg.data.on_error, "skip");
+  EXPECT_EQ(cfg.data.max_responses, 4);
+  EXPECT_FALSE(cfg.data.shuffle);
+  EXPECT_EQ(cfg.data.fields,
+            (std::map<std::string, std::string>{{"question", "prompt"}, {"answers", "responses"}}));
+  EXPECT_EQ(cfg.data.max_length, 450);
+  EXPECT_EQ(cfg.data.max_prompt_length, 256);
+  EXPECT_EQ(cfg.data.max_response_length, 128);
+  EXPECT_EQ(resolve_yaml("data:\n  eval: lists/test.jsonl\n").data.eval, "lists/test.jsonl");
+
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_length: 100\n  max_prompt_length: 100\n"); }),
+              AllOf(StartsWith("run.yaml:3: data.max_prompt_length: "), HasSubstr("data.max_length (100)")));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_length: 100\n  max_prompt_length: 150\n"); }),
+              HasSubstr("data.max_prompt_length"));
+  // Without max_length the prompt limit stands alone.
+  EXPECT_EQ(resolve_yaml("data:\n  max_prompt_length: 1024\n").data.max_prompt_length, 1024);
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  fields: [prompt]\n"); }),
+              AllOf(StartsWith("run.yaml:2: data.fields: "), HasSubstr("must be a mapping")));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  fields: question\n"); }), HasSubstr("data.fields"));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  fields: {question: 3}\n"); }),
+              AllOf(HasSubstr("data.fields"), HasSubstr("'question'")));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  eval_fraction: 1.0\n"); }), HasSubstr("data.eval_fraction"));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  eval_fraction: -0.1\n"); }), HasSubstr("data.eval_fraction"));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  eval: test.jsonl\n  eval_fraction: 0.1\n"); }),
+              AllOf(HasSubstr("data.eval_fraction"), HasSubstr("not both")));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  on_error: ignore\n"); }),
+              AllOf(HasSubstr("data.on_error"), HasSubstr("fail, skip")));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_responses: 1\n"); }),
+              AllOf(HasSubstr("data.max_responses"), HasSubstr("at least 2")));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_responses: -2\n"); }), HasSubstr("data.max_responses"));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  shuffle: yes\n"); }), HasSubstr("data.shuffle"));
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_response_length: -1\n"); }),
+              HasSubstr("data.max_response_length"));
+  // The old names are gone.
+  EXPECT_THAT(config_error([] { resolve_yaml("data:\n  max_prompt_tokens: 10\n"); }),
+              HasSubstr("unknown key data.max_prompt_tokens"));
+}
+
+TEST(Config, LossSftTarget) {
+  EXPECT_EQ(resolve(ConfigTree()).loss.sft_target, "auto");
+  for (const char* target : {"auto", "best", "human"}) {
+    ConfigTree tree;
+    tree.set("loss.sft_target", target);
+    EXPECT_EQ(resolve(tree).loss.sft_target, target);
+  }
+  EXPECT_EQ(resolve_yaml("loss: {name: sft, sft_target: best}\n").loss.sft_target, "best");
+  EXPECT_EQ(resolve_yaml("loss: {name: lipo, sft_weight: 0.1, sft_target: human}\n").loss.sft_target, "human");
+  EXPECT_THAT(config_error([] { resolve_yaml("loss:\n  sft_target: chosen\n"); }),
+              AllOf(StartsWith("run.yaml:2: loss.sft_target: "), HasSubstr("auto, best, human")));
+}
+
+TEST(Config, TrainSectionDefaults) {
+  const TrainOptions t = resolve(ConfigTree()).train;
+  EXPECT_EQ(t.batch_size, 8);
+  EXPECT_EQ(t.grad_accum, 1);
+  EXPECT_EQ(t.epochs, 1);
+  EXPECT_EQ(t.max_steps, 0);
+  EXPECT_DOUBLE_EQ(t.lr, 1e-5);
+  EXPECT_EQ(t.lr_schedule, "cosine");
+  EXPECT_EQ(t.warmup_steps, 0);
+  EXPECT_DOUBLE_EQ(t.warmup_ratio, 0.0);
+  EXPECT_DOUBLE_EQ(t.min_lr_ratio, 0.0);
+  EXPECT_DOUBLE_EQ(t.weight_decay, 0.0);
+  EXPECT_DOUBLE_EQ(t.adam_beta1, 0.9);
+  EXPECT_DOUBLE_EQ(t.adam_beta2, 0.999);
+  EXPECT_DOUBLE_EQ(t.adam_eps, 1e-8);
+  EXPECT_DOUBLE_EQ(t.max_grad_norm, 1.0);
+  EXPECT_EQ(t.reference, "auto");
+  EXPECT_EQ(t.max_sequences, 16);
+  EXPECT_EQ(t.max_nonfinite_steps, 5);
+  EXPECT_EQ(t.log_every, 1);
+}
+
+TEST(Config, TrainSectionValues) {
+  const Config cfg = resolve_yaml(
+      "train:\n"
+      "  batch_size: 2\n  grad_accum: 16\n  epochs: 3\n  max_steps: 100\n"
+      "  lr: 2e-5\n  lr_schedule: linear\n  warmup_ratio: 0.1\n  min_lr_ratio: 0.1\n"
+      "  weight_decay: 0.01\n  adam_beta1: 0.8\n  adam_beta2: 0.95\n  adam_eps: 1e-6\n"
+      "  max_grad_norm: 0\n  reference: frozen-copy\n  max_sequences: 4\n"
+      "  max_nonfinite_steps: 2\n  log_every: 10\n");
+  const TrainOptions& t = cfg.train;
+  EXPECT_EQ(t.batch_size, 2);
+  EXPECT_EQ(t.grad_accum, 16);
+  EXPECT_EQ(t.epochs, 3);
+  EXPECT_EQ(t.max_steps, 100);
+  EXPECT_DOUBLE_EQ(t.lr, 2e-5);
+  EXPECT_EQ(t.lr_schedule, "linear");
+  EXPECT_DOUBLE_EQ(t.warmup_ratio, 0.1);
+  EXPECT_DOUBLE_EQ(t.min_lr_ratio, 0.1);
+  EXPECT_DOUBLE_EQ(t.weight_decay, 0.01);
+  EXPECT_DOUBLE_EQ(t.adam_beta1, 0.8);
+  EXPECT_DOUBLE_EQ(t.adam_beta2, 0.95);
+  EXPECT_DOUBLE_EQ(t.adam_eps, 1e-6);
+  EXPECT_DOUBLE_EQ(t.max_grad_norm, 0.0);
+  EXPECT_EQ(t.reference, "frozen-copy");
+  EXPECT_EQ(t.max_sequences, 4);
+  EXPECT_EQ(t.max_nonfinite_steps, 2);
+  EXPECT_EQ(t.log_every, 10);
+  for (const char* mode : {"auto", "adapter-off", "frozen-copy", "precomputed", "none"}) {
+    ConfigTree tree;
+    tree.set("train.reference", mode);
+    EXPECT_EQ(resolve(tree).train.reference, mode);
+  }
+  EXPECT_EQ(resolve_yaml("train:\n  warmup_steps: 150\n").train.warmup_steps, 150);
+}
+
+TEST(Config, TrainSectionErrorsNameTheKey) {
+  EXPECT_EQ(config_error([] { resolve_yaml("train:\n  grad_accum: 0\n"); }),
+            "run.yaml:2: train.grad_accum: must be >= 1, got 0");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train:\n  batch_size: 0\n", "train.batch_size"},
+      {"train:\n  epochs: 0\n", "train.epochs"},
+      {"train:\n  max_steps: -1\n", "train.max_steps"},
+      {"train:\n  lr: 0\n", "train.lr"},
+      {"train:\n  lr: -1e-5\n", "train.lr"},
+      {"train:\n  lr_schedule: cosin\n", "train.lr_schedule"},
+      {"train:\n  warmup_steps: -1\n", "train.warmup_steps"},
+      {"train:\n  warmup_ratio: 1.5\n", "train.warmup_ratio"},
+      {"train:\n  min_lr_ratio: 2\n", "train.min_lr_ratio"},
+      {"train:\n  weight_decay: -0.1\n", "train.weight_decay"},
+      {"train:\n  adam_beta1: 1.0\n", "train.adam_beta1"},
+      {"train:\n  adam_beta2: -0.1\n", "train.adam_beta2"},
+      {"train:\n  adam_eps: 0\n", "train.adam_eps"},
+      {"train:\n  max_grad_norm: -1\n", "train.max_grad_norm"},
+      {"train:\n  reference: reference-model\n", "train.reference"},
+      {"train:\n  max_sequences: 0\n", "train.max_sequences"},
+      {"train:\n  max_nonfinite_steps: 0\n", "train.max_nonfinite_steps"},
+      {"train:\n  log_every: 0\n", "train.log_every"},
+      {"train:\n  batch_size: 2.5\n", "train.batch_size"},
+      {"train:\n  learning_rate: 1e-5\n", "unknown key train.learning_rate"},
+  };
+  for (const auto& [yaml, key] : cases)
+    EXPECT_THAT(config_error([&] { resolve_yaml(yaml); }), AllOf(StartsWith("run.yaml:2: "), HasSubstr(key)))
+        << yaml;
+  EXPECT_THAT(config_error([] { resolve_yaml("train:\n  lr_schedule: cosin\n"); }), HasSubstr("did you mean cosine"));
+  EXPECT_THAT(config_error([] { resolve_yaml("train:\n  warmup_steps: 10\n  warmup_ratio: 0.1\n"); }),
+              AllOf(StartsWith("run.yaml:3: train.warmup_ratio: "), HasSubstr("train.warmup_steps"),
+                    HasSubstr("not both")));
+  // Zero for either one is "not given".
+  EXPECT_NO_THROW(resolve_yaml("train:\n  warmup_steps: 0\n  warmup_ratio: 0.1\n"));
+  EXPECT_NO_THROW(resolve_yaml("train:\n  warmup_steps: 10\n  warmup_ratio: 0\n"));
+  ConfigTree tree;
+  tree.apply_override("train.grad_accum=0");
+  EXPECT_THAT(config_error([&] { resolve(tree); }),
+              Eq("override 'train.grad_accum=0': train.grad_accum: must be >= 1, got 0"));
+}
+
+TEST(Config, EvalSection) {
+  const EvalOptions d = resolve(ConfigTree()).eval;
+  EXPECT_EQ(d.every, 0);
+  EXPECT_TRUE(d.at_start);
+  EXPECT_EQ(d.batch_size, 8);
+  EXPECT_EQ(d.max_lists, 0);
+  const EvalOptions e = resolve_yaml("eval:\n  every: 200\n  at_start: false\n  batch_size: 4\n  max_lists: 500\n").eval;
+  EXPECT_EQ(e.every, 200);
+  EXPECT_FALSE(e.at_start);
+  EXPECT_EQ(e.batch_size, 4);
+  EXPECT_EQ(e.max_lists, 500);
+  EXPECT_THAT(config_error([] { resolve_yaml("eval:\n  every: -1\n"); }),
+              Eq("run.yaml:2: eval.every: must be >= 0, got -1"));
+  EXPECT_THAT(config_error([] { resolve_yaml("eval:\n  batch_size: 0\n"); }), HasSubstr("eval.batch_size"));
+  EXPECT_THAT(config_error([] { resolve_yaml("eval:\n  max_lists: -5\n"); }), HasSubstr("eval.max_lists"));
+  EXPECT_THAT(config_error([] { resolve_yaml("eval:\n  at_start: 1\n"); }), HasSubstr("eval.at_start"));
+  EXPECT_THAT(config_error([] { resolve_yaml("eval:\n  evry: 10\n"); }),
+              HasSubstr("unknown key eval.evry; did you mean eval.every?"));
+}
+
+TEST(Config, OutputSection) {
+  const OutputOptions d = resolve(ConfigTree()).output;
+  EXPECT_EQ(d.save_every, 0);
+  EXPECT_EQ(d.keep_last, 2);
+  EXPECT_EQ(d.keep_best, "");
+  EXPECT_EQ(d.keep_best_mode, "auto");
+  EXPECT_FALSE(d.merge);
+  EXPECT_EQ(d.dtype, "auto");
+  const OutputOptions o = resolve_yaml(
+                              "output:\n  save_every: 100\n  keep_last: 0\n  keep_best: eval/pair_accuracy\n"
+                              "  keep_best_mode: max\n  merge: true\n  dtype: bf16\n")
+                              .output;
+  EXPECT_EQ(o.save_every, 100);
+  EXPECT_EQ(o.keep_last, 0);
+  EXPECT_EQ(o.keep_best, "eval/pair_accuracy");
+  EXPECT_EQ(o.keep_best_mode, "max");
+  EXPECT_TRUE(o.merge);
+  EXPECT_EQ(o.dtype, "bf16");
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  keep_best: loss\n"); }),
+              AllOf(StartsWith("run.yaml:2: output.keep_best: "), HasSubstr("eval metric"), HasSubstr("'loss'")));
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  keep_best: train/loss\n"); }),
+              HasSubstr("output.keep_best"));
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  keep_best_mode: maximum\n"); }),
+              HasSubstr("output.keep_best_mode"));
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  save_every: -1\n"); }), HasSubstr("output.save_every"));
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  keep_last: -1\n"); }), HasSubstr("output.keep_last"));
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  dtype: float16\n"); }),
+              AllOf(HasSubstr("output.dtype"), HasSubstr("fp16")));
+  EXPECT_THAT(config_error([] { resolve_yaml("output:\n  merge: yes\n"); }), HasSubstr("output.merge"));
 }
 
 TEST(Config, UnknownLossKeyWithSuggestion) {

@@ -10,6 +10,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "lire/config/config.h"
+#include "lire/config/config_tree.h"
+#include "lire/config/data_options.h"
 #include "lire/core/error.h"
 #include "lire/data/candidate_list.h"
 #include "lire/data/prompt_template.h"
@@ -506,6 +509,245 @@ TEST(CandidateList, PretokenizedListsNeedNoTokenizer) {
   FolderTokenizer folder("/nonexistent-model-folder", 16, 1);
   EXPECT_EQ(folder.tokenize(list, {}).response_ids.size(), 2u);
   EXPECT_THROW(folder.tokenize(text, {}), lire::Error);
+}
+
+// ------------------------------------------------------------------ max_length
+
+// ids of a pre-tokenized list: prompt [1 5 6 7] (1 = BOS), responses of 5, 2 and 3 tokens.
+CandidateList three_responses() {
+  return parse_candidate_list(
+      nlohmann::json::parse(
+          R"({"prompt_ids": [1, 5, 6, 7], "responses_ids": [[8, 9, 10, 11, 12], [13, 14], [15, 16, 17]]})"),
+      "mem.jsonl", 3);
+}
+
+using Ids = std::vector<std::vector<std::int64_t>>;
+
+TEST(CandidateList, MaxLengthCutsEveryResponseToTheRoomThePromptLeaves) {
+  const auto list = three_responses();
+  TokenizeOptions opts;
+  opts.max_length = 7;  // 4 prompt tokens leave 3 for each response
+  auto t = tokenize_pretokenized(list, 32, 1, opts);
+  EXPECT_EQ(t.prompt_ids, (std::vector<std::int64_t>{1, 5, 6, 7}));
+  EXPECT_FALSE(t.prompt_truncated);
+  EXPECT_EQ(t.response_ids, (Ids{{8, 9, 10}, {13, 14}, {15, 16, 17}}));
+  EXPECT_EQ(t.responses_truncated, 1u);
+
+  // max_response_tokens below the room wins; above it, the room wins.
+  opts.max_response_tokens = 2;
+  t = tokenize_pretokenized(list, 32, 1, opts);
+  EXPECT_EQ(t.response_ids, (Ids{{8, 9}, {13, 14}, {15, 16}}));
+  EXPECT_EQ(t.responses_truncated, 2u);
+  opts.max_response_tokens = 5;
+  EXPECT_EQ(tokenize_pretokenized(list, 32, 1, opts).response_ids, (Ids{{8, 9, 10}, {13, 14}, {15, 16, 17}}));
+
+  // One token of room: every response keeps its first token.
+  opts.max_response_tokens = 0;
+  opts.max_length = 5;
+  t = tokenize_pretokenized(list, 32, 1, opts);
+  EXPECT_EQ(t.response_ids, (Ids{{8}, {13}, {15}}));
+  EXPECT_EQ(t.responses_truncated, 3u);
+
+  // A limit everything fits under changes nothing.
+  opts.max_length = 9;
+  t = tokenize_pretokenized(list, 32, 1, opts);
+  EXPECT_EQ(t.response_ids, (Ids{{8, 9, 10, 11, 12}, {13, 14}, {15, 16, 17}}));
+  EXPECT_EQ(t.responses_truncated, 0u);
+}
+
+TEST(CandidateList, MaxLengthAppliesAfterThePromptCut) {
+  const auto list = three_responses();
+  TokenizeOptions opts;
+  opts.max_prompt_tokens = 2;  // BOS + the last prompt token: [1, 7]
+  opts.max_length = 5;         // leaves 3
+  const auto t = tokenize_pretokenized(list, 32, 1, opts);
+  EXPECT_EQ(t.prompt_ids, (std::vector<std::int64_t>{1, 7}));
+  EXPECT_TRUE(t.prompt_truncated);
+  EXPECT_EQ(t.response_ids, (Ids{{8, 9, 10}, {13, 14}, {15, 16, 17}}));
+  EXPECT_EQ(t.responses_truncated, 1u);
+}
+
+TEST(CandidateList, MaxLengthWithNoRoomForAResponseIsAnError) {
+  const auto list = three_responses();
+  TokenizeOptions opts;
+  opts.max_length = 4;  // the 4-token prompt fills it
+  EXPECT_EQ(lire::testing::error_message<lire::DataError>([&] { tokenize_pretokenized(list, 32, 1, opts); }),
+            "mem.jsonl:3: the prompt has 4 tokens, which leaves no room for a response under data.max_length=4 "
+            "(set data.max_prompt_length below it)");
+  opts.max_length = 2;
+  EXPECT_THAT(lire::testing::error_message<lire::DataError>([&] { tokenize_pretokenized(list, 32, 1, opts); }),
+              HasSubstr("mem.jsonl:3: the prompt has 4 tokens"));
+  // A prompt cut below max_length leaves room again.
+  opts.max_prompt_tokens = 1;
+  EXPECT_EQ(tokenize_pretokenized(list, 32, 1, opts).response_ids, (Ids{{8}, {13}, {15}}));
+
+  // The message names the line of the file the record came from.
+  TempFile file(R"({"prompt_ids": [1, 2], "responses_ids": [[3]]})" "\n"
+                R"({"prompt_ids": [1, 2, 3, 4, 5], "responses_ids": [[6]]})" "\n");
+  const auto lists = read_candidate_lists(file.path);
+  ASSERT_EQ(lists.size(), 2u);
+  TokenizeOptions three;
+  three.max_length = 3;
+  EXPECT_EQ(tokenize_pretokenized(lists[0], 32, 1, three).response_ids, (Ids{{3}}));
+  EXPECT_THAT(lire::testing::error_message<lire::DataError>([&] { tokenize_pretokenized(lists[1], 32, 1, three); }),
+              StartsWith(file.path + ":2: the prompt has 5 tokens, which leaves no room"));
+}
+
+TEST(CandidateList, MaxLengthMustNotBeNegative) {
+  const auto list = three_responses();
+  TokenizeOptions opts;
+  opts.max_length = -1;
+  EXPECT_THAT(lire::testing::error_message<lire::ConfigError>([&] { tokenize_pretokenized(list, 32, 1, opts); }),
+              HasSubstr("data.max_length"));
+}
+
+TEST(CandidateList, MaxLengthKeepsEosOnlyWhenTheWholeResponseFits) {
+  const Tokenizer& tokenizer = tiny_tokenizer();
+  const auto list = read_one(R"({"prompt": "Q", "responses": ["Hello world", "Hi"]})");
+  const auto prompt = concat({tokenizer.bos_id()}, tokenizer.encode("Q"));
+  const auto hello = tokenizer.encode("Hello world");  // 9 tokens
+  const auto hi = tokenizer.encode("Hi");
+  ASSERT_EQ(hello.size(), 9u);
+  ASSERT_LT(hi.size() + 1, 9u);
+  const auto p = static_cast<std::int64_t>(prompt.size());
+
+  TokenizeOptions opts;
+  opts.max_length = p + 10;  // "Hello world" + EOS fit exactly
+  auto t = tokenize(list, tokenizer, opts);
+  EXPECT_EQ(t.prompt_ids, prompt);
+  EXPECT_EQ(t.response_ids[0], concat(hello, {tokenizer.eos_id()}));
+  EXPECT_EQ(t.response_ids[1], concat(hi, {tokenizer.eos_id()}));
+  EXPECT_EQ(t.responses_truncated, 0u);
+
+  opts.max_length = p + 9;  // the words fit, their EOS does not: no EOS
+  t = tokenize(list, tokenizer, opts);
+  EXPECT_EQ(t.response_ids[0], hello);
+  EXPECT_EQ(t.response_ids[1], concat(hi, {tokenizer.eos_id()}));
+  EXPECT_EQ(t.responses_truncated, 1u);
+
+  opts.max_length = p + 3;
+  EXPECT_EQ(tokenize(list, tokenizer, opts).response_ids[0], std::vector<std::int64_t>(hello.begin(), hello.begin() + 3));
+}
+
+TEST(CandidateList, TokenizeOptionsComeFromTheDataSection) {
+  lire::config::DataOptions data;
+  data.prompt_template = "alpaca";
+  data.append_eos = false;
+  data.max_length = 512;
+  data.max_prompt_length = 384;
+  data.max_response_length = 256;
+  const TokenizeOptions o = tokenize_options(data);
+  EXPECT_EQ(o.prompt_template, "alpaca");
+  EXPECT_FALSE(o.append_eos);
+  EXPECT_EQ(o.max_length, 512);
+  EXPECT_EQ(o.max_prompt_tokens, 384);
+  EXPECT_EQ(o.max_response_tokens, 256);
+}
+
+// ------------------------------------------------------------------ data.fields
+
+ReadOptions with_fields(std::map<std::string, std::string> fields) {
+  ReadOptions opts;
+  opts.fields = std::move(fields);
+  return opts;
+}
+
+TEST(CandidateList, FieldsRenameARecordBeforeItIsRead) {
+  const auto opts = with_fields({{"question", "prompt"}, {"answers", "responses"}, {"scores", "rewards"}});
+  const auto lists = read_text(R"({"question": "Q?", "answers": ["a", "b"], "scores": [1, 0], "meta": 7})" "\n"
+                               R"({"prompt": "P", "responses": ["c"]})" "\n",
+                               opts);
+  ASSERT_EQ(lists.size(), 2u);
+  EXPECT_EQ(lists[0].prompt, "Q?");
+  EXPECT_EQ(lists[0].responses, (std::vector<std::string>{"a", "b"}));
+  ASSERT_TRUE(lists[0].rewards);
+  EXPECT_EQ(*lists[0].rewards, (std::vector<double>{1, 0}));
+  EXPECT_EQ(lists[0].format, RecordFormat::kCanonical);
+  // raw keeps the names as read, for writers.
+  EXPECT_TRUE(lists[0].raw.contains("question"));
+  EXPECT_FALSE(lists[0].raw.contains("prompt"));
+  EXPECT_EQ(lists[0].raw["meta"], 7);
+  // A record with the canonical names reads as usual.
+  EXPECT_EQ(lists[1].prompt, "P");
+  EXPECT_EQ(lists[1].responses, (std::vector<std::string>{"c"}));
+  // Without the map the first record has no prompt.
+  EXPECT_EQ(error_of(R"({"question": "Q?", "answers": ["a", "b"]})" "\n"), "F:1: missing 'prompt' (and no candidates: "
+            "expected 'responses', 'chosen'/'rejected' or 'suffix')");
+}
+
+TEST(CandidateList, FieldsCanNameTheOtherFormats) {
+  const auto pair = read_text(R"({"q": "P", "good": "x", "bad": "y", "s1": 2.5, "s2": 1})" "\n",
+                              with_fields({{"q", "prompt"}, {"good", "chosen"}, {"bad", "rejected"},
+                                           {"s1", "score_chosen"}, {"s2", "score_rejected"}}));
+  ASSERT_EQ(pair.size(), 1u);
+  EXPECT_EQ(pair[0].format, RecordFormat::kPairs);
+  EXPECT_EQ(pair[0].responses, (std::vector<std::string>{"x", "y"}));
+  ASSERT_TRUE(pair[0].rewards);
+  EXPECT_EQ(*pair[0].rewards, (std::vector<double>{2.5, 1.0}));
+  // Swapping two names is a renaming, not a clash.
+  const auto swapped = read_text(R"({"prompt": "P", "chosen": "A", "rejected": "B"})" "\n",
+                                 with_fields({{"chosen", "rejected"}, {"rejected", "chosen"}}));
+  ASSERT_EQ(swapped.size(), 1u);
+  EXPECT_EQ(swapped[0].responses, (std::vector<std::string>{"B", "A"}));
+}
+
+TEST(CandidateList, FieldsThatClashAreErrorsWithFileAndLine) {
+  const auto opts = with_fields({{"question", "prompt"}, {"q", "prompt"}});
+  EXPECT_EQ(error_of(R"({"question": "a", "responses": ["x"]})" "\n"
+                     R"({"question": "a", "prompt": "b", "responses": ["x"]})" "\n",
+                     opts),
+            "F:2: field 'question' is mapped to 'prompt' but the record also has 'prompt'");
+  EXPECT_EQ(error_of(R"({"question": "a", "q": "b", "responses": ["x"]})" "\n", opts),
+            "F:1: fields 'q' and 'question' are both mapped to 'prompt'");
+  // skip_invalid counts a clash like any bad record.
+  auto skip = opts;
+  skip.skip_invalid = true;
+  ReadStats stats;
+  TempFile file(R"({"question": "a", "prompt": "b", "responses": ["x"]})" "\n"
+                R"({"q": "c", "responses": ["y"]})" "\n");
+  const auto lists = read_candidate_lists(file.path, skip, &stats);
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_EQ(lists[0].prompt, "c");
+  EXPECT_EQ(stats.skipped, 1u);
+}
+
+TEST(CandidateList, FieldsMayOnlyTargetFieldsTheReaderKnows) {
+  TempFile file(R"({"question": "a", "responses": ["x"]})" "\n");
+  const std::string message = lire::testing::error_message<lire::ConfigError>(
+      [&] { read_candidate_lists(file.path, with_fields({{"question", "promt"}})); });
+  EXPECT_THAT(message, StartsWith("data.fields: 'question' maps to 'promt', which is not a field lire reads"));
+  EXPECT_THAT(message, HasSubstr("did you mean prompt?"));
+  // parse_candidate_list checks it too, whoever calls it.
+  EXPECT_THROW(parse_candidate_list(nlohmann::json::parse(R"({"prompt": "a", "responses": ["x"]})"), "m", 1,
+                                    with_fields({{"answers", "answer"}})),
+               lire::ConfigError);
+  // Every canonical name is a valid target.
+  std::map<std::string, std::string> all;
+  for (const auto& name : canonical_field_names()) all["x_" + name] = name;
+  EXPECT_NO_THROW(check_field_map(all));
+  EXPECT_EQ(canonical_field_names().size(), 20u);
+}
+
+TEST(CandidateList, FieldsAreCheckedWhenTheConfigIsRead) {
+  // The same check when the YAML is read, so a typo fails before any data is
+  // opened, with the config file's line.
+  const auto cfg = lire::config::resolve(lire::config::ConfigTree::from_string(
+      "data:\n  fields: {question: prompt, answers: responses}\n", "run.yaml"));
+  EXPECT_EQ(cfg.data.fields, (std::map<std::string, std::string>{{"answers", "responses"}, {"question", "prompt"}}));
+  const std::string message = lire::testing::error_message<lire::ConfigError>([] {
+    lire::config::resolve(lire::config::ConfigTree::from_string("data:\n  fields:\n    question: promt\n", "run.yaml"));
+  });
+  EXPECT_THAT(message, StartsWith("run.yaml:"));
+  EXPECT_THAT(message, HasSubstr("data.fields: 'question' maps to 'promt', which is not a field lire reads; "
+                                 "did you mean prompt?"));
+}
+
+TEST(CandidateList, FieldsApplyToTheDuplicateIdCheck) {
+  auto opts = with_fields({{"uid", "id"}});
+  opts.check_duplicate_ids = true;
+  const std::string a = R"({"uid": "a", "prompt": "p", "responses": ["x"]})" "\n";
+  EXPECT_EQ(error_of(a + a, opts), "F:2: duplicate id 'a' (first on line 1)");
+  EXPECT_EQ(read_text(a, opts)[0].id, "a");
 }
 
 }  // namespace

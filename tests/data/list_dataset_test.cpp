@@ -134,6 +134,30 @@ TEST(ListDataset, OptionsAreChecked) {
   EXPECT_THROW(ListDataset::open(file.path, opts), lire::ConfigError);
 }
 
+TEST(ListDataset, FieldsAreMappedAtOpenAndGet) {
+  // The file's own names: question/answers/scores. Without data.fields the
+  // first record has no prompt.
+  TempFile file("{\"question\": \"Q1\", \"answers\": [\"a\", \"b\"], \"scores\": [0.5, 1.5]}\n"
+                "{\"question\": \"Q2\", \"answers\": [\"c\", \"d\", \"e\"], \"scores\": [3, 2, 1]}\n");
+  EXPECT_THAT(data_error([&] { ListDataset::open(file.path); }),
+              StartsWith(file.path + ":1: missing 'prompt'"));
+  ListDatasetOptions opts;
+  opts.fields = {{"question", "prompt"}, {"answers", "responses"}, {"scores", "rewards"}};
+  const ListDataset ds = ListDataset::open(file.path, opts);
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds.get(1).prompt, "Q2");
+  EXPECT_EQ(ds.get(1).responses, (std::vector<std::string>{"c", "d", "e"}));
+  EXPECT_EQ(training_targets(ds.get(0)).values, (std::vector<double>{0.5, 1.5}));
+  // An unknown target fails before the file is read.
+  opts.fields = {{"question", "promt"}};
+  try {
+    ListDataset::open("/nonexistent/lists.jsonl", opts);
+    FAIL() << "expected a ConfigError";
+  } catch (const lire::ConfigError& e) {
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("data.fields"), HasSubstr("did you mean prompt?")));
+  }
+}
+
 TEST(ListDataset, SkipCountsAndReports) {
   std::string text;
   for (int i = 0; i < 30; ++i) text += (i % 3 == 1 ? std::string("{oops") : record(std::to_string(i), 2)) + "\n";

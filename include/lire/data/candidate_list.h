@@ -94,14 +94,25 @@ struct ReadStats {
   std::vector<std::string> errors;  // the first max_kept_errors skip reasons, "file:line: reason"
 };
 
-// Parses one record (already JSON). Throws DataError "file:line: reason".
+// The field names a record may use, the canonical record's and the other
+// formats' (prompt, responses, chosen, suffix, reward, ...): the targets
+// data.fields may map to.
+const std::vector<std::string>& canonical_field_names();
+
+// Throws ConfigError "data.fields: ..." (with the closest name) when a target
+// of `fields` is not one of canonical_field_names().
+void check_field_map(const std::map<std::string, std::string>& fields);
+
+// Parses one record (already JSON), its keys renamed by opts.fields first (two
+// keys that end up with the same name are a DataError; `raw` keeps the names as
+// read). Throws DataError "file:line: reason", ConfigError for a bad opts.fields.
 CandidateList parse_candidate_list(const nlohmann::json& record, const std::string& file, std::size_t line,
                                    const ReadOptions& opts = {});
 
 // Streams a JSONL file record by record, so big files are never loaded whole.
 class CandidateListReader {
  public:
-  // Throws DataError when the file cannot be opened.
+  // Throws DataError when the file cannot be opened, ConfigError for a bad opts.fields.
   explicit CandidateListReader(const std::string& path, ReadOptions opts = {});
   // Reads the next valid record into `list`; false at the end of the file.
   bool next(CandidateList& list);
@@ -131,13 +142,25 @@ std::vector<CandidateList> read_candidate_lists(const std::string& path, const R
 // "[/INST]" followed by a space and the answer. Pre-tokenized prompt_ids /
 // responses_ids are used as given (no template, BOS or EOS); only truncation
 // applies to them.
+//
+// Truncation (TRL's DPO rule, one prompt cut shared by every response of a list):
+//   1. a prompt longer than max_prompt_tokens keeps its BOS (when it starts
+//      with one) and its last tokens, max_prompt_tokens in all;
+//   2. each response keeps its first min(max_response_tokens, max_length -
+//      prompt tokens) tokens (each limit only when > 0), and its EOS only when
+//      the whole response and EOS fit (a cut response did not end);
+//   3. with max_length > 0, a prompt of max_length tokens or more leaves no room
+//      for any response: a DataError "file:line: the prompt has N tokens, ...".
 
 struct TokenizeOptions {
   std::string prompt_template = "raw";  // data.prompt_template (see prompt_template.h)
   bool append_eos = true;               // EOS after every text response, whatever add_eos_token says
-  std::int64_t max_length = 0;          // 0 = no limit; else prompt + response <= max_length (responses cut)
-  std::int64_t max_prompt_tokens = 0;   // 0 = no limit; else keep BOS + the last tokens (truncate left)
-  std::int64_t max_response_tokens = 0; // 0 = no limit; else keep the first tokens (truncate right);
+  std::int64_t max_length = 0;          // data.max_length: 0 = no limit; else prompt + response <= max_length
+                                        // (responses cut)
+  std::int64_t max_prompt_tokens = 0;   // data.max_prompt_length: 0 = no limit; else keep BOS + the last
+                                        // tokens (truncate left)
+  std::int64_t max_response_tokens = 0; // data.max_response_length: 0 = no limit; else keep the first tokens
+                                        // (truncate right);
                                         // EOS is kept only when the whole response and EOS fit
 };
 
@@ -148,13 +171,15 @@ struct TokenizedList {
   std::vector<std::int64_t> prompt_ids;
   std::vector<std::vector<std::int64_t>> response_ids;
   bool prompt_truncated = false;        // the prompt lost tokens to max_prompt_tokens
-  std::size_t responses_truncated = 0;  // responses that lost tokens to max_response_tokens
+  std::size_t responses_truncated = 0;  // responses that lost tokens (or their EOS) to max_response_tokens
+                                        // or max_length
 };
 
 // Applies the rule above. Throws DataError "file:line: reason" for an empty
-// prompt or response, an id outside the tokenizer's vocabulary, or an
-// input/system the template cannot place; ConfigError for an unknown template
-// or options the tokenizer cannot honour (no BOS/EOS token).
+// prompt or response, a prompt that leaves no room under max_length, an id
+// outside the tokenizer's vocabulary, or an input/system the template cannot
+// place; ConfigError for a negative limit, an unknown template or options the
+// tokenizer cannot honour (no BOS/EOS token).
 TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, const TokenizeOptions& opts = {});
 
 // The same for a pre-tokenized list (prompt_ids and responses_ids), which needs

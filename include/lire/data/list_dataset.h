@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,13 +37,16 @@ struct ListDatasetOptions {
   std::size_t max_responses = 0;   // data.max_responses: keep at most this many responses a list; 0 = all
   std::int64_t vocab_size = 0;     // pre-tokenized ids must lie in [0, vocab_size); 0 = unchecked
   bool require_targets = true;     // a record without rewards, ranks or labels is an error at open
+  // data.fields: a record's field names -> canonical names, applied before each
+  // record is read (ReadOptions::fields); empty = the names as documented.
+  std::map<std::string, std::string> fields;
 };
 
 class ListDataset {
  public:
   // Indexes and validates `path`. Throws DataError "file:line: reason" for the
   // first bad record (on_error "fail"), DataError when the file cannot be read,
-  // ConfigError for invalid options.
+  // ConfigError for invalid options (fields included).
   static ListDataset open(const std::string& path, const ListDatasetOptions& opts = {});
 
   // Number of valid records.

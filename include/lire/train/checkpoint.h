@@ -1,0 +1,70 @@
+// The state of a training run that a checkpoint must carry besides weights and
+// optimizer (Marian's TrainingState): step and epoch counters, the data
+// position, throughput totals, the non-finite step counters and the best
+// evaluation so far; plus the run directory's checkpoint bookkeeping.
+//
+// Layout of a run directory (docs/training.md):
+//   checkpoints/step-N/   one complete checkpoint: adapter/ (PEFT) or model/
+//                         (HF folder), optimizer.pt, rng.safetensors,
+//                         trainer_state.json, config.yaml
+//   checkpoints/.tmp-*    a checkpoint being written (renamed when complete,
+//                         removed when found stale)
+// A folder is a checkpoint only when its trainer_state.json exists: it is
+// written last inside the temporary folder, and the folder is renamed into
+// place, so an interrupted save never leaves a half checkpoint behind.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lire::train {
+
+struct TrainerState {
+  std::int64_t step = 0;            // optimizer steps done (skipped non-finite ones included)
+  std::int64_t epoch = 0;           // current epoch (0-based)
+  std::int64_t position = 0;        // lists of the current epoch already consumed
+  std::int64_t lists_seen = 0;      // lists trained on since the start of the run
+  std::int64_t tokens_seen = 0;     // tokens (prompt + response per sequence) trained on
+  std::int64_t nonfinite_steps = 0;        // steps skipped for a non-finite loss or gradient
+  std::int64_t nonfinite_in_a_row = 0;     // the current run of such steps
+  double train_seconds = 0.0;       // time spent in training steps (not eval or saving)
+  std::string best_metric;          // output.keep_best ("" = none)
+  double best_value = 0.0;          // its best value so far (valid when best_step >= 0)
+  std::int64_t best_step = -1;      // the step of that checkpoint; -1 = none yet
+  std::int64_t last_eval_step = -1; // the last step evaluated at (-1 = never)
+
+  nlohmann::json to_json() const;
+  // Throws lire::Error naming `where` for a missing or mistyped field.
+  static TrainerState from_json(const nlohmann::json& j, const std::string& where);
+};
+
+// "<run>/checkpoints/step-<step>".
+std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
+
+// Complete checkpoints of a run directory as (step, path), by increasing step.
+std::vector<std::pair<std::int64_t, std::string>> list_checkpoints(const std::string& run_dir);
+
+// The newest complete checkpoint, "" when there is none.
+std::string latest_checkpoint(const std::string& run_dir);
+
+// Writes a checkpoint: `fill` writes everything into a fresh temporary folder
+// under <run>/checkpoints, then the folder is renamed to step-<step> (replacing
+// an older folder of that step). Stale temporary folders are removed first.
+void write_checkpoint(const std::string& run_dir, std::int64_t step,
+                      const std::function<void(const std::string& folder)>& fill);
+
+// Deletes all but the newest `keep_last` checkpoints (0 = keep all), never the
+// one of step `keep_step` (the best; -1 = none).
+void prune_checkpoints(const std::string& run_dir, std::int64_t keep_last, std::int64_t keep_step);
+
+// The state of LibTorch's default generators (CPU, and every CUDA device that
+// has been initialised), saved to / restored from a safetensors file, so that
+// dropout continues exactly after a resume.
+void save_rng_state(const std::string& path);
+void load_rng_state(const std::string& path);
+
+}  // namespace lire::train

@@ -1,0 +1,1108 @@
+// The training loop of lire-train (see trainer.h and docs/training.md).
+#include "lire/train/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "lire/cli/progress.h"
+#include "lire/core/error.h"
+#include "lire/core/torch_runtime.h"
+#include "lire/data/candidate_list.h"
+#include "lire/data/list_dataset.h"
+#include "lire/core/suggest.h"
+#include "lire/io/safetensors.h"
+#include "lire/losses/registry.h"
+#include "lire/models/export.h"
+#include "lire/models/lora.h"
+#include "lire/models/sequence_logprobs.h"
+#include "lire/models/weights.h"
+#include "lire/train/checkpoint.h"
+#include "lire/train/lr_schedule.h"
+#include "lire/train/optimizer.h"
+#include "lire/train/reference_cache.h"
+#include "lire/version.h"
+
+namespace lire::train {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  const auto total = static_cast<std::int64_t>(s + 0.5);
+  if (total >= 3600) return str(total / 3600, "h", (total / 60) % 60, "m");
+  if (total >= 60) return str(total / 60, "m", total % 60, "s");
+  return str(total, "s");
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The reference log-probs a run uses, after resolving train.reference.
+enum class ReferenceMode { kNone, kAdapterOff, kFrozenCopy, kPrecomputed, kCached };
+
+const char* mode_name(ReferenceMode m) {
+  switch (m) {
+    case ReferenceMode::kNone: return "none";
+    case ReferenceMode::kAdapterOff: return "adapter-off";
+    case ReferenceMode::kFrozenCopy: return "frozen-copy";
+    case ReferenceMode::kPrecomputed: return "precomputed";
+    case ReferenceMode::kCached: return "cached (computed once at the start)";
+  }
+  return "?";
+}
+
+// One list, ready for the model and the loss.
+struct Example {
+  models::ListTokens tokens;
+  std::vector<double> targets;       // rewards, -ranks or labels
+  std::int64_t sft_index = -1;       // SFT target candidate, -1 = none
+  std::vector<double> ref_logps;     // precomputed or cached reference; empty = none
+  std::int64_t token_total = 0;      // prompt + response tokens over the K sequences
+};
+
+// A dataset and the records of it a split uses.
+struct Split {
+  std::string name;                      // "train" | "eval"
+  const data::ListDataset* dataset = nullptr;
+  std::vector<std::size_t> records;      // record indices into *dataset
+  const ReferenceTable* reference = nullptr;
+};
+
+// Sums and counts of metrics over micro-batches and steps.
+struct MetricSums {
+  std::map<std::string, std::pair<double, double>> values;
+  void add(const std::map<std::string, losses::Metric>& metrics) {
+    for (const auto& [name, m] : metrics) {
+      auto& v = values[name];
+      v.first += m.sum.item<double>();
+      v.second += m.count.item<double>();
+    }
+  }
+  void add(const std::string& name, double sum, double count) {
+    auto& v = values[name];
+    v.first += sum;
+    v.second += count;
+  }
+  double value(const std::string& name) const {
+    const auto it = values.find(name);
+    return it == values.end() || it->second.second <= 0 ? 0.0 : it->second.first / it->second.second;
+  }
+};
+
+// Appends flat JSON lines to metrics.jsonl, flushed line by line.
+class MetricsLog {
+ public:
+  MetricsLog() = default;
+  // `keep_until`: -1 truncates the file; otherwise lines with step > keep_until
+  // (left by an interrupted run after its last checkpoint) are dropped.
+  void open(const std::string& path, std::int64_t keep_until) {
+    path_ = path;
+    if (keep_until < 0) {
+      out_.open(path, std::ios::trunc);
+    } else {
+      std::string kept;
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          const auto j = nlohmann::json::parse(line);
+          if (j.value("step", std::int64_t{0}) <= keep_until) kept += line + "\n";
+        } catch (const nlohmann::json::exception&) {
+          // a line cut by the interruption
+        }
+      }
+      in.close();
+      config::write_file_atomically(path, kept);
+      out_.open(path, std::ios::app);
+    }
+    if (!out_) throw Error(str(path, ": cannot open for writing"));
+  }
+  void write(const nlohmann::json& record) {
+    out_ << record.dump() << "\n";
+    out_.flush();
+    if (!out_) throw Error(str(path_, ": write failed (disk full?)"));
+  }
+
+ private:
+  std::string path_;
+  std::ofstream out_;
+};
+
+class Trainer {
+ public:
+  explicit Trainer(const TrainJob& job) : job_(job), cfg_(job.config) {}
+  TrainResult run();
+
+ private:
+  void prepare_run_directory();
+  void open_data();
+  void build_model();
+  void resolve_reference_mode();
+  void prepare_split(Split& split, ReferenceTable* table);
+  void prepare_reference_tables();
+  Example make_example(const Split& split, std::size_t record, const data::CandidateList& list);
+  Example load_example(const Split& split, std::size_t record);
+  losses::LossInput make_input(const std::vector<Example>& batch, const models::ListBatchLogprobs& lp,
+                               bool with_logps_grad_context);
+  torch::Tensor reference_logps(const std::vector<Example>& batch, const models::ListBatchLogprobs& lp);
+  std::vector<models::ListTokens> tokens_of(const std::vector<Example>& batch) const;
+  bool train_step();
+  std::map<std::string, double> evaluate();
+  void after_eval(const std::map<std::string, double>& metrics);
+  void save_checkpoint();
+  void write_final();
+  void restore(const std::string& checkpoint);
+  void log_train_line();
+  bool better(double value) const;
+  // Epochs done as a fraction (2.5 = half way through the third epoch).
+  double epoch_progress() const {
+    const auto n = order_ ? order_->size() : 0;
+    return static_cast<double>(state_.epoch) + (n ? static_cast<double>(state_.position) / n : 0.0);
+  }
+
+  const TrainJob& job_;
+  const config::Config& cfg_;
+  std::string run_dir_;
+  std::string resume_checkpoint_;  // "" = fresh run
+  torch::Device device_{torch::kCPU};
+  int threads_ = 1;
+
+  std::optional<data::ListDataset> train_data_, eval_data_;
+  Split train_split_, eval_split_;
+  std::optional<data::EpochOrder> order_;
+  std::string target_kind_;  // the kind of every list's targets
+  data::TokenizeOptions tokenize_;
+  std::optional<data::FolderTokenizer> tokenizer_;
+  ReferenceTable train_table_, eval_table_;
+
+  std::optional<models::LlamaForCausalLM> model_, reference_model_;
+  std::vector<std::pair<std::string, torch::Tensor>> trainable_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<losses::Loss> loss_;
+  losses::LossOptions loss_options_;
+  bool needs_sft_ = false;
+  ReferenceMode reference_mode_ = ReferenceMode::kNone;
+  LrScheduleOptions schedule_;
+  std::int64_t total_steps_ = 0, steps_per_epoch_ = 0;
+  models::LogprobOptions logprob_options_;
+
+  TrainerState state_;
+  MetricsLog metrics_;
+  std::int64_t last_saved_step_ = -1;
+  std::map<std::string, double> last_eval_;
+  std::optional<cli::Progress> progress_;
+
+  // The window since the last log line.
+  struct Window {
+    std::int64_t steps = 0, lists = 0, tokens = 0, nonfinite = 0;
+    double loss_sum = 0, grad_norm_sum = 0, seconds = 0, lr = 0;
+    MetricSums metrics;
+  } window_;
+};
+
+// ------------------------------------------------------------------ setup
+
+void Trainer::prepare_run_directory() {
+  run_dir_ = job_.output;
+  LIRE_CHECK(!run_dir_.empty(), "--output DIR is required");
+  std::error_code ec;
+  const bool exists = fs::exists(run_dir_, ec);
+  if (exists && !fs::is_directory(run_dir_)) throw ConfigError(str("--output ", run_dir_, " is a file, not a folder"));
+  const bool empty = !exists || fs::is_empty(run_dir_);
+  if (!job_.resume_from.empty()) {
+    if (!fs::exists(fs::path(job_.resume_from) / "trainer_state.json"))
+      throw ConfigError(str("--resume-from ", job_.resume_from,
+                            ": not a complete checkpoint (no trainer_state.json); checkpoints are "
+                            "<run>/checkpoints/step-N"));
+    resume_checkpoint_ = job_.resume_from;
+  } else if (job_.resume) {
+    resume_checkpoint_ = latest_checkpoint(run_dir_);
+    if (resume_checkpoint_.empty() && !empty)
+      spdlog::warn("--resume: no checkpoint in {}; starting from scratch", run_dir_);
+  } else if (!empty) {
+    throw ConfigError(str("--output ", run_dir_, " is not empty; pass --resume to continue that run, or choose "
+                          "another folder"));
+  }
+  fs::create_directories(run_dir_);
+
+  // run.json: provenance, with one entry per resume.
+  const std::string run_json = (fs::path(run_dir_) / "run.json").string();
+  nlohmann::json run;
+  if (!resume_checkpoint_.empty() && fs::exists(run_json)) {
+    std::ifstream in(run_json);
+    try {
+      run = nlohmann::json::parse(in);
+    } catch (const nlohmann::json::exception&) {
+      run = nlohmann::json::object();
+    }
+    run["resumes"].push_back({{"time", utc_now()}, {"checkpoint", resume_checkpoint_},
+                              {"command_line", job_.command_line}});
+  } else {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    run = {{"lire_version", LIRE_VERSION},
+           {"git_commit", LIRE_GIT_COMMIT},
+           {"libtorch", torch_description()},
+           {"device", device_.str()},
+           {"threads", threads_},
+           {"world_size", 1},
+           {"host", host},
+           {"start_time", utc_now()},
+           {"command_line", job_.command_line},
+           {"resumes", nlohmann::json::array()}};
+  }
+  config::write_file_atomically(run_json, run.dump(2) + "\n");
+  config::write_file_atomically((fs::path(run_dir_) / "config.yaml").string(), cfg_.tree.to_yaml());
+}
+
+void Trainer::open_data() {
+  const auto& d = cfg_.data;
+  if (d.train.empty()) throw ConfigError("data.train: no training data given (a JSONL file of candidate lists)");
+  data::ListDatasetOptions opts;
+  opts.on_error = d.on_error;
+  opts.eval_fraction = d.eval.empty() ? d.eval_fraction : 0.0;
+  opts.seed = static_cast<std::uint64_t>(cfg_.runtime.seed);
+  opts.max_responses = static_cast<std::size_t>(d.max_responses);
+  opts.vocab_size = (*model_)->config().vocab_size;
+  opts.fields = d.fields;
+  const auto report = [](const data::ListDataset& ds) {
+    const auto& s = ds.stats();
+    spdlog::info("{}: {} lists ({} lines, {} skipped)", ds.path(), s.records, s.lines, s.skipped);
+    for (const auto& e : s.errors) spdlog::warn("skipped {}", e);
+  };
+  train_data_.emplace(data::ListDataset::open(d.train, opts));
+  report(*train_data_);
+  auto [train_idx, eval_idx] = train_data_->split();
+  train_split_ = Split{"train", &*train_data_, std::move(train_idx), nullptr};
+  if (!d.eval.empty()) {
+    data::ListDatasetOptions eval_opts = opts;
+    eval_opts.eval_fraction = 0.0;
+    eval_data_.emplace(data::ListDataset::open(d.eval, eval_opts));
+    report(*eval_data_);
+    std::vector<std::size_t> all(eval_data_->size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    eval_split_ = Split{"eval", &*eval_data_, std::move(all), nullptr};
+  } else {
+    eval_split_ = Split{"eval", &*train_data_, std::move(eval_idx), nullptr};
+  }
+  if (cfg_.eval.max_lists > 0 && eval_split_.records.size() > static_cast<std::size_t>(cfg_.eval.max_lists))
+    eval_split_.records.resize(static_cast<std::size_t>(cfg_.eval.max_lists));
+  if (train_split_.records.empty()) throw DataError(str(d.train, ": no training lists left"));
+}
+
+void Trainer::build_model() {
+  models::LoadOptions load;
+  load.dtype = cfg_.model.dtype;
+  load.device = cfg_.runtime.device;
+  load.adapter = cfg_.model.adapter;
+  if (cfg_.model.path.empty()) throw ConfigError("model.path: no model given (a Hugging Face model folder)");
+  model_ = models::load_causal_lm(cfg_.model.path, load);
+  const auto& c = (*model_)->config();
+  tokenizer_.emplace(cfg_.model.path, c.vocab_size, c.bos_token_id.value_or(-1));
+  spdlog::info("model {}{}: {} layers, hidden {}, vocab {}, {}", cfg_.model.path,
+               cfg_.model.adapter.empty() ? "" : " + adapter " + cfg_.model.adapter + " (merged)",
+               c.num_hidden_layers, c.hidden_size, c.vocab_size, torch::toString((*model_)->head_weight().scalar_type()));
+}
+
+void Trainer::resolve_reference_mode() {
+  const auto& spec = losses::loss_spec(loss_options_.name);
+  const std::string& r = cfg_.train.reference;
+  if (!spec.uses_reference) {
+    if (r != "auto" && r != "none")
+      spdlog::warn("loss '{}' uses no reference policy; train.reference: {} is ignored", spec.name, r);
+    reference_mode_ = ReferenceMode::kNone;
+  } else if (r == "none") {
+    reference_mode_ = ReferenceMode::kNone;
+  } else if (r == "adapter-off") {
+    if (!cfg_.lora.enabled)
+      throw ConfigError("train.reference: adapter-off needs LoRA (lora.enabled: true); full fine-tuning uses "
+                        "frozen-copy, precomputed or auto");
+    reference_mode_ = ReferenceMode::kAdapterOff;
+  } else if (r == "frozen-copy") {
+    reference_mode_ = ReferenceMode::kFrozenCopy;
+  } else if (r == "precomputed") {
+    reference_mode_ = ReferenceMode::kPrecomputed;
+  } else {
+    reference_mode_ = ReferenceMode::kCached;
+  }
+  spdlog::info("reference log-probs: {}", mode_name(reference_mode_));
+}
+
+// ------------------------------------------------------------------ examples
+
+Example Trainer::make_example(const Split& split, std::size_t record, const data::CandidateList& list) {
+  Example ex;
+  auto tok = tokenizer_->tokenize(list, tokenize_);
+  ex.tokens.prompt_ids = std::move(tok.prompt_ids);
+  ex.tokens.response_ids = std::move(tok.response_ids);
+  const std::size_t k = ex.tokens.response_ids.size();
+  for (const auto& r : ex.tokens.response_ids)
+    ex.token_total += static_cast<std::int64_t>(ex.tokens.prompt_ids.size() + r.size());
+
+  auto targets = data::training_targets(list);
+  if (target_kind_.empty()) target_kind_ = targets.kind;
+  if (targets.kind != target_kind_)
+    throw DataError(str(list.where(), ": this list has ", targets.kind, " but earlier lists have ", target_kind_,
+                        "; a run trains on one kind of target"));
+  ex.targets = std::move(targets.values);
+
+  if (needs_sft_) {
+    const std::string& which = loss_options_.sft_target;
+    std::int64_t human = -1;
+    if (list.human)
+      for (std::size_t i = 0; i < list.human->size(); ++i)
+        if ((*list.human)[i]) {
+          human = static_cast<std::int64_t>(i);
+          break;
+        }
+    if (which == "human" || (which == "auto" && human >= 0)) {
+      ex.sft_index = human;
+    } else {
+      ex.sft_index = std::max_element(ex.targets.begin(), ex.targets.end()) - ex.targets.begin();
+    }
+  }
+
+  if (reference_mode_ == ReferenceMode::kPrecomputed) {
+    if (!list.ref_logps)
+      throw DataError(str(list.where(), ": train.reference: precomputed needs ref_logps in every list (lire-score "
+                                        "--policy DIR writes them)"));
+    ex.ref_logps = *list.ref_logps;
+    if (list.ref_token_counts) {
+      for (std::size_t i = 0; i < k; ++i) {
+        const auto ours = static_cast<std::int64_t>(ex.tokens.response_ids[i].size());
+        if ((*list.ref_token_counts)[i] != ours)
+          throw DataError(str(list.where(), ": ref_token_counts[", i, "] is ", (*list.ref_token_counts)[i],
+                              " but this run tokenizes response ", i, " into ", ours,
+                              " tokens; score the data with the same model and data.* options"));
+      }
+    }
+  } else if (reference_mode_ == ReferenceMode::kCached && split.reference) {
+    const auto row = static_cast<std::int64_t>(record);
+    auto logps = split.reference->logps[row];
+    auto counts = split.reference->token_counts[row];
+    for (std::size_t i = 0; i < k; ++i) {
+      const auto ours = static_cast<std::int64_t>(ex.tokens.response_ids[i].size());
+      if (counts[static_cast<std::int64_t>(i)].item<std::int64_t>() != ours)
+        throw Error(str(list.where(), ": the reference cache disagrees with this tokenization (response ", i,
+                        "); delete ", run_dir_, "/reference to recompute it"));
+      ex.ref_logps.push_back(logps[static_cast<std::int64_t>(i)].item<double>());
+    }
+  }
+  return ex;
+}
+
+Example Trainer::load_example(const Split& split, std::size_t record) {
+  return make_example(split, record, split.dataset->get(record));
+}
+
+std::vector<models::ListTokens> Trainer::tokens_of(const std::vector<Example>& batch) const {
+  std::vector<models::ListTokens> out;
+  out.reserve(batch.size());
+  for (const auto& ex : batch) out.push_back(ex.tokens);
+  return out;
+}
+
+torch::Tensor Trainer::reference_logps(const std::vector<Example>& batch, const models::ListBatchLogprobs& lp) {
+  switch (reference_mode_) {
+    case ReferenceMode::kNone:
+      return {};
+    case ReferenceMode::kAdapterOff: {
+      torch::NoGradGuard no_grad;
+      models::AdaptersDisabled off(**model_);
+      return models::batch_logprobs(**model_, tokens_of(batch), logprob_options_).logps.to(lp.logps.scalar_type());
+    }
+    case ReferenceMode::kFrozenCopy: {
+      torch::NoGradGuard no_grad;
+      return models::batch_logprobs(**reference_model_, tokens_of(batch), logprob_options_)
+          .logps.to(lp.logps.scalar_type());
+    }
+    case ReferenceMode::kPrecomputed:
+    case ReferenceMode::kCached: {
+      const auto B = lp.logps.size(0), K = lp.logps.size(1);
+      std::vector<double> flat(static_cast<std::size_t>(B * K), 0.0);
+      for (std::int64_t b = 0; b < B; ++b)
+        for (std::size_t k = 0; k < batch[b].ref_logps.size(); ++k) flat[b * K + k] = batch[b].ref_logps[k];
+      return torch::tensor(flat, torch::kFloat64).view({B, K}).to(lp.logps.options());
+    }
+  }
+  return {};
+}
+
+losses::LossInput Trainer::make_input(const std::vector<Example>& batch, const models::ListBatchLogprobs& lp,
+                                      bool with_reference) {
+  const auto B = static_cast<std::int64_t>(batch.size());
+  const auto K = lp.logps.size(1);
+  std::vector<double> rewards(static_cast<std::size_t>(B * K), 0.0);
+  std::vector<std::int64_t> sft(static_cast<std::size_t>(B), -1);
+  for (std::int64_t b = 0; b < B; ++b) {
+    for (std::size_t k = 0; k < batch[b].targets.size(); ++k) rewards[b * K + k] = batch[b].targets[k];
+    sft[b] = batch[b].sft_index;
+  }
+  losses::LossInput in;
+  in.logps = lp.logps;
+  in.mask = lp.mask;
+  in.token_counts = lp.token_counts;
+  in.rewards = torch::tensor(rewards, torch::kFloat64).view({B, K}).to(lp.logps.options());
+  if (with_reference) in.ref_logps = reference_logps(batch, lp);
+  if (needs_sft_) in.sft_index = torch::tensor(sft, torch::kLong).to(lp.logps.device());
+  return in;
+}
+
+// Placeholder log-probs with the batch's shape and mask: the loss's
+// denominators depend only on these (and the labels).
+models::ListBatchLogprobs shape_only(const std::vector<Example>& batch, const torch::TensorOptions& options) {
+  const auto B = static_cast<std::int64_t>(batch.size());
+  std::int64_t K = 0;
+  for (const auto& ex : batch) K = std::max<std::int64_t>(K, ex.tokens.response_ids.size());
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(B * K), 1);
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(B * K), 0);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::size_t k = 0; k < batch[b].tokens.response_ids.size(); ++k) {
+      mask[b * K + k] = 1;
+      counts[b * K + k] = static_cast<std::int64_t>(batch[b].tokens.response_ids[k].size());
+    }
+  models::ListBatchLogprobs lp;
+  lp.logps = torch::zeros({B, K}, options);
+  lp.token_counts = torch::tensor(counts, torch::kLong).view({B, K}).to(options.device());
+  lp.mask = torch::tensor(mask, torch::kUInt8).view({B, K}).to(torch::kBool).to(options.device());
+  return lp;
+}
+
+// ------------------------------------------------------------------ reference tables
+
+// Validates (tokenizes) every record of a split, dropping the ones that fail
+// when data.on_error is skip, and fills `table` (when given) with reference
+// log-probs computed by the frozen reference.
+void Trainer::prepare_split(Split& split, ReferenceTable* table) {
+  if (split.records.empty()) return;
+  const bool compute = table != nullptr;
+  const auto N = static_cast<std::int64_t>(split.dataset->size());
+  std::int64_t K = 0;
+  std::vector<std::size_t> kept;
+  std::vector<std::pair<std::size_t, Example>> pending;
+  std::vector<double> logps_flat;
+  std::vector<std::int64_t> counts_flat;
+  std::vector<std::vector<double>> rows_logps(compute ? N : 0);
+  std::vector<std::vector<std::int64_t>> rows_counts(compute ? N : 0);
+  std::size_t skipped = 0;
+  cli::Progress progress(str(compute ? "reference log-probs " : "checking ", split.name), 
+                         static_cast<std::int64_t>(split.records.size()), job_.progress && isatty(2));
+  const auto flush = [&] {
+    if (pending.empty()) return;
+    std::vector<models::ListTokens> tokens;
+    for (const auto& p : pending) tokens.push_back(p.second.tokens);
+    torch::NoGradGuard no_grad;
+    models::ListBatchLogprobs lp;
+    if (cfg_.lora.enabled) {  // the frozen base of a LoRA run
+      models::AdaptersDisabled off(**model_);
+      lp = models::batch_logprobs(**model_, tokens, logprob_options_);
+    } else {
+      lp = models::batch_logprobs(reference_model_ ? **reference_model_ : **model_, tokens, logprob_options_);
+    }
+    const auto l = lp.logps.to(torch::kFloat64).cpu();
+    const auto c = lp.token_counts.cpu();
+    for (std::size_t i = 0; i < pending.size(); ++i) {
+      const auto rec = pending[i].first;
+      const auto k = pending[i].second.tokens.response_ids.size();
+      for (std::size_t j = 0; j < k; ++j) {
+        rows_logps[rec].push_back(l[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(j)].item<double>());
+        rows_counts[rec].push_back(c[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(j)].item<std::int64_t>());
+      }
+    }
+    progress.advance(static_cast<std::int64_t>(pending.size()));
+    pending.clear();
+  };
+  const auto saved_mode = reference_mode_;
+  if (compute) reference_mode_ = ReferenceMode::kNone;  // examples without a reference while computing it
+  for (const auto rec : split.records) {
+    try {
+      Example ex = load_example(split, rec);
+      K = std::max<std::int64_t>(K, ex.tokens.response_ids.size());
+      kept.push_back(rec);
+      if (compute) {
+        pending.emplace_back(rec, std::move(ex));
+        if (static_cast<std::int64_t>(pending.size()) >= cfg_.train.batch_size) flush();
+      } else {
+        progress.advance();
+      }
+    } catch (const DataError& e) {
+      if (cfg_.data.on_error != "skip") {
+        reference_mode_ = saved_mode;
+        throw;
+      }
+      if (skipped < 20) spdlog::warn("skipped {}", e.what());
+      ++skipped;
+    }
+  }
+  flush();
+  reference_mode_ = saved_mode;
+  progress.finish();
+  if (skipped > 0) spdlog::warn("{}: {} of {} {} lists skipped (data.on_error: skip)", split.dataset->path(), skipped,
+                                split.records.size(), split.name);
+  split.records = std::move(kept);
+  if (compute) {
+    table->logps = torch::full({N, K}, std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
+    table->token_counts = torch::zeros({N, K}, torch::kLong);
+    auto la = table->logps.accessor<double, 2>();
+    auto ca = table->token_counts.accessor<std::int64_t, 2>();
+    for (std::int64_t r = 0; r < N; ++r)
+      for (std::size_t j = 0; j < rows_logps[r].size(); ++j) {
+        la[r][static_cast<std::int64_t>(j)] = rows_logps[r][j];
+        ca[r][static_cast<std::int64_t>(j)] = rows_counts[r][j];
+      }
+  }
+}
+
+void Trainer::prepare_reference_tables() {
+  // The key of a cache: everything the numbers depend on.
+  const auto key_for = [&](const data::ListDataset& ds) {
+    nlohmann::json key = {{"lire_version", LIRE_VERSION},
+                          {"model", folder_fingerprint(cfg_.model.path)},
+                          {"model_dtype", torch::toString((*model_)->head_weight().scalar_type())},
+                          {"data", file_fingerprint(ds.path())},
+                          {"records", ds.size()},
+                          {"on_error", cfg_.data.on_error},
+                          {"fields", cfg_.data.fields},
+                          {"max_responses", cfg_.data.max_responses},
+                          {"seed", cfg_.runtime.seed},
+                          {"prompt_template", tokenize_.prompt_template},
+                          {"append_eos", tokenize_.append_eos},
+                          {"max_length", tokenize_.max_length},
+                          {"max_prompt_length", tokenize_.max_prompt_tokens},
+                          {"max_response_length", tokenize_.max_response_tokens}};
+    key["adapter"] = cfg_.model.adapter.empty() ? nlohmann::json(nullptr) : folder_fingerprint(cfg_.model.adapter);
+    return key;
+  };
+  const bool cached = reference_mode_ == ReferenceMode::kCached;
+  const bool separate_eval = eval_data_.has_value();
+  // Records the cache must cover: for a split of one file, both splits.
+  const auto do_dataset = [&](Split& primary, Split* other, ReferenceTable& table) {
+    if (!cached) {
+      prepare_split(primary, nullptr);
+      if (other) prepare_split(*other, nullptr);
+      return;
+    }
+    const auto key = key_for(*primary.dataset);
+    const std::string name = primary.dataset == &*train_data_ ? "train" : "eval";
+    const std::string path = (fs::path(run_dir_) / "reference" / (name + ".safetensors")).string();
+    if (auto loaded = load_reference_table(path, key)) {
+      spdlog::info("reference log-probs of {} read from {}", primary.dataset->path(), path);
+      table = std::move(*loaded);
+      prepare_split(primary, nullptr);
+      if (other) prepare_split(*other, nullptr);
+    } else {
+      // One pass over every record the run uses from this file.
+      Split all{primary.name, primary.dataset, primary.records, nullptr};
+      if (other) {
+        all.records.insert(all.records.end(), other->records.begin(), other->records.end());
+        std::sort(all.records.begin(), all.records.end());
+      }
+      // A full-fine-tuning resume needs the initial weights to recompute.
+      if (!cfg_.lora.enabled && !resume_checkpoint_.empty() && !reference_model_) {
+        models::LoadOptions load;
+        load.dtype = cfg_.model.dtype;
+        load.device = cfg_.runtime.device;
+        load.adapter = cfg_.model.adapter;
+        reference_model_ = models::load_causal_lm(cfg_.model.path, load);
+        (*reference_model_)->eval();
+      }
+      const auto t0 = Clock::now();
+      (*model_)->eval();
+      prepare_split(all, &table);
+      (*model_)->train();
+      save_reference_table(path, key, table);
+      spdlog::info("reference log-probs of {} lists computed in {} and cached in {}", all.records.size(),
+                   format_duration(seconds_since(t0)), path);
+      const auto keep = [&](Split& s) {
+        std::vector<std::size_t> kept;
+        for (auto r : s.records)
+          if (std::binary_search(all.records.begin(), all.records.end(), r)) kept.push_back(r);
+        s.records = std::move(kept);
+      };
+      keep(primary);
+      if (other) keep(*other);
+      if (!cfg_.lora.enabled && !resume_checkpoint_.empty()) reference_model_.reset();
+    }
+    primary.reference = &table;
+    if (other) other->reference = &table;
+  };
+  if (separate_eval) {
+    do_dataset(train_split_, nullptr, train_table_);
+    do_dataset(eval_split_, nullptr, eval_table_);
+  } else {
+    do_dataset(train_split_, &eval_split_, train_table_);
+  }
+  if (train_split_.records.empty()) throw DataError(str(cfg_.data.train, ": no training lists left"));
+}
+
+// ------------------------------------------------------------------ steps
+
+bool Trainer::train_step() {
+  const auto t0 = Clock::now();
+  const auto& order = order_->order(static_cast<std::size_t>(state_.epoch));
+  const auto n = static_cast<std::int64_t>(order.size());
+  const std::int64_t want = cfg_.train.batch_size * cfg_.train.grad_accum;
+  std::vector<std::size_t> records;
+  while (static_cast<std::int64_t>(records.size()) < want && state_.position < n)
+    records.push_back(order[static_cast<std::size_t>(state_.position++)]);
+  if (state_.position >= n) {
+    ++state_.epoch;
+    state_.position = 0;
+  }
+
+  // Micro-batches, and the denominators of the whole step.
+  std::vector<std::vector<Example>> micro;
+  for (std::size_t i = 0; i < records.size(); i += static_cast<std::size_t>(cfg_.train.batch_size)) {
+    std::vector<Example> mb;
+    for (std::size_t j = i; j < std::min(records.size(), i + static_cast<std::size_t>(cfg_.train.batch_size)); ++j)
+      mb.push_back(load_example(train_split_, records[j]));
+    micro.push_back(std::move(mb));
+  }
+  const auto compute_options =
+      torch::TensorOptions()
+          .dtype((*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32)
+          .device(device_);
+  double den = 0, sft_den = 0;
+  for (const auto& mb : micro) {
+    torch::NoGradGuard no_grad;
+    const auto lp = shape_only(mb, compute_options);
+    auto in = make_input(mb, lp, false);
+    const auto out = loss_->forward(in);
+    den += out.denominator.item<double>();
+    sft_den += out.sft_denominator.defined() ? out.sft_denominator.item<double>() : 0.0;
+  }
+
+  bool finite = true;
+  double step_loss = 0;
+  std::int64_t tokens = 0;
+  MetricSums metrics;
+  (*model_)->train();
+  for (const auto& mb : micro) {
+    for (const auto& ex : mb) tokens += ex.token_total;
+    if (!finite) continue;
+    const auto lp = models::batch_logprobs(**model_, tokens_of(mb), logprob_options_);
+    if (!torch::isfinite(lp.logps.masked_select(lp.mask)).all().item<bool>()) {
+      finite = false;
+      continue;
+    }
+    auto in = make_input(mb, lp, true);
+    if (in.ref_logps.defined() && !torch::isfinite(in.ref_logps.masked_select(lp.mask)).all().item<bool>()) {
+      finite = false;
+      continue;
+    }
+    const auto out = loss_->forward(in);
+    torch::Tensor part = out.numerator / std::max(den, 1.0);
+    if (out.sft_weight > 0 && out.sft_numerator.defined())
+      part = part + out.sft_weight * out.sft_numerator / std::max(sft_den, 1.0);
+    const double value = part.item<double>();
+    if (!std::isfinite(value)) {
+      finite = false;
+      continue;
+    }
+    if (part.requires_grad()) part.backward();
+    step_loss += value;
+    metrics.add(out.metrics);
+  }
+  GradNorm norm;
+  if (finite) {
+    norm = clip_grad_norm(params_, cfg_.train.max_grad_norm);
+    finite = norm.finite;
+  }
+  const double lr = lr_at(schedule_, state_.step);
+  if (finite) {
+    set_lr(*optimizer_, lr);
+    optimizer_->step();
+    state_.nonfinite_in_a_row = 0;
+  } else {
+    ++state_.nonfinite_steps;
+    ++state_.nonfinite_in_a_row;
+    spdlog::warn("step {}: non-finite {}; the step is skipped ({} in a row)", state_.step + 1,
+                 norm.finite ? "log-probs or loss" : "gradient", state_.nonfinite_in_a_row);
+  }
+  zero_grads(params_);
+  ++state_.step;
+  const double seconds = seconds_since(t0);
+  state_.lists_seen += static_cast<std::int64_t>(records.size());
+  state_.tokens_seen += tokens;
+  state_.train_seconds += seconds;
+
+  window_.steps += 1;
+  window_.lists += static_cast<std::int64_t>(records.size());
+  window_.tokens += tokens;
+  window_.seconds += seconds;
+  window_.lr = lr;
+  if (finite) {
+    window_.loss_sum += step_loss;
+    window_.grad_norm_sum += norm.norm;
+    for (const auto& [name, v] : metrics.values) window_.metrics.add(name, v.first, v.second);
+  } else {
+    window_.nonfinite += 1;
+  }
+  if (state_.nonfinite_in_a_row >= cfg_.train.max_nonfinite_steps) {
+    const std::string last = latest_checkpoint(run_dir_);
+    throw Error(str(state_.nonfinite_in_a_row, " non-finite steps in a row (up to step ", state_.step,
+                    "): the loss or the gradients are NaN/Inf; lower train.lr or check the data. ",
+                    last.empty() ? std::string("No checkpoint was saved.") : "Last checkpoint: " + last));
+  }
+  return finite;
+}
+
+void Trainer::log_train_line() {
+  if (window_.steps == 0) return;
+  const double good = static_cast<double>(window_.steps - window_.nonfinite);
+  nlohmann::json rec = {{"step", state_.step}, {"epoch", epoch_progress()}};
+  const double loss = good > 0 ? window_.loss_sum / good : std::nan("");
+  const double gnorm = good > 0 ? window_.grad_norm_sum / good : std::nan("");
+  const double lists_per_s = window_.seconds > 0 ? window_.lists / window_.seconds : 0.0;
+  const double tokens_per_s = window_.seconds > 0 ? window_.tokens / window_.seconds : 0.0;
+  if (good > 0) {
+    rec["train/loss"] = loss;
+    rec["train/grad_norm"] = gnorm;
+  }
+  rec["train/lr"] = window_.lr;
+  rec["train/lists_per_s"] = lists_per_s;
+  rec["train/tokens_per_s"] = tokens_per_s;
+  rec["train/nonfinite_steps"] = state_.nonfinite_steps;
+  for (const auto& [name, v] : window_.metrics.values) rec["train/" + name] = window_.metrics.value(name);
+  metrics_.write(rec);
+  const double per_step = state_.step > 0 ? state_.train_seconds / static_cast<double>(state_.step) : 0.0;
+  const std::string line =
+      fmt::format("step {}/{} epoch {:.2f} loss {:.4f} lr {:.2e} grad_norm {:.3f} lists/s {:.1f} tokens/s {:.0f} eta {}",
+                  state_.step, total_steps_, epoch_progress(), loss, window_.lr, gnorm, lists_per_s, tokens_per_s,
+                  format_duration(per_step * static_cast<double>(total_steps_ - state_.step)));
+  if (progress_) std::fputs("\r\033[K", stderr);
+  spdlog::info("{}", line);
+  window_ = Window{};
+}
+
+// ------------------------------------------------------------------ eval
+
+std::map<std::string, double> Trainer::evaluate() {
+  std::map<std::string, double> result;
+  if (eval_split_.records.empty()) return result;
+  const auto t0 = Clock::now();
+  torch::NoGradGuard no_grad;
+  (*model_)->eval();
+  std::vector<losses::LossOutput> parts;
+  MetricSums metrics;
+  double best_sum = 0, best_count = 0;
+  const auto bs = static_cast<std::size_t>(cfg_.eval.batch_size);
+  for (std::size_t i = 0; i < eval_split_.records.size(); i += bs) {
+    std::vector<Example> batch;
+    for (std::size_t j = i; j < std::min(eval_split_.records.size(), i + bs); ++j)
+      batch.push_back(load_example(eval_split_, eval_split_.records[j]));
+    const auto lp = models::batch_logprobs(**model_, tokens_of(batch), logprob_options_);
+    auto in = make_input(batch, lp, true);
+    auto out = loss_->forward(in);
+    metrics.add(out.metrics);
+    const auto l = lp.logps.to(torch::kFloat64).cpu();
+    for (std::size_t b = 0; b < batch.size(); ++b) {
+      const auto& t = batch[b].targets;
+      const auto best = std::max_element(t.begin(), t.end()) - t.begin();
+      best_sum += l[static_cast<std::int64_t>(b)][best].item<double>();
+      best_count += 1;
+    }
+    parts.push_back(std::move(out));
+  }
+  (*model_)->train();
+  result["eval/loss"] = losses::combine(parts).item<double>();
+  for (const auto& [name, v] : metrics.values) result["eval/" + name] = metrics.value(name);
+  result["eval/best_logp"] = best_count > 0 ? best_sum / best_count : 0.0;
+  state_.last_eval_step = state_.step;
+  nlohmann::json rec = {{"step", state_.step}, {"epoch", epoch_progress()}};
+  std::string line = fmt::format("eval at step {}:", state_.step);
+  for (const auto& [k, v] : result) {
+    rec[k] = v;
+    line += fmt::format(" {} {:.4f}", k.substr(5), v);
+  }
+  rec["eval/lists"] = eval_split_.records.size();
+  metrics_.write(rec);
+  if (progress_) std::fputs("\r\033[K", stderr);
+  spdlog::info("{} ({} lists, {})", line, eval_split_.records.size(), format_duration(seconds_since(t0)));
+  last_eval_ = result;
+  return result;
+}
+
+bool Trainer::better(double value) const {
+  if (state_.best_step < 0) return true;
+  std::string mode = cfg_.output.keep_best_mode;
+  if (mode == "auto") mode = cfg_.output.keep_best == "eval/loss" ? "min" : "max";
+  return mode == "max" ? value > state_.best_value : value < state_.best_value;
+}
+
+void Trainer::after_eval(const std::map<std::string, double>& metrics) {
+  const auto& metric = cfg_.output.keep_best;
+  if (metric.empty() || metrics.empty()) return;
+  const auto it = metrics.find(metric);
+  if (it == metrics.end()) {
+    std::vector<std::string> names;
+    for (const auto& m : metrics) names.push_back(m.first);
+    throw ConfigError(str("output.keep_best: ", metric, " is not an eval metric of this run (", join_sorted(names), ")"));
+  }
+  if (!better(it->second)) return;
+  state_.best_metric = metric;
+  state_.best_value = it->second;
+  state_.best_step = state_.step;
+  spdlog::info("new best {} {:.4f} at step {}", metric, it->second, state_.step);
+  save_checkpoint();
+}
+
+// ------------------------------------------------------------------ saving
+
+void Trainer::save_checkpoint() {
+  if (last_saved_step_ == state_.step) return;
+  const auto t0 = Clock::now();
+  write_checkpoint(run_dir_, state_.step, [&](const std::string& folder) {
+    const fs::path f(folder);
+    if (cfg_.lora.enabled) {
+      models::save_lora_adapter(**model_, (f / "adapter").string(), cfg_.lora, cfg_.model.path);
+    } else {
+      fs::create_directories(f / "model");
+      std::vector<std::pair<std::string, torch::Tensor>> tensors;
+      for (const auto& p : (*model_)->named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
+      io::save_safetensors((f / "model" / "model.safetensors").string(), tensors);
+      fs::copy_file(fs::path(cfg_.model.path) / "config.json", f / "model" / "config.json");
+    }
+    torch::save(*optimizer_, (f / "optimizer.pt").string());
+    save_rng_state((f / "rng.safetensors").string());
+    config::write_file_atomically((f / "config.yaml").string(), cfg_.tree.to_yaml());
+    config::write_file_atomically((f / "trainer_state.json").string(), state_.to_json().dump(2) + "\n");
+  });
+  last_saved_step_ = state_.step;
+  prune_checkpoints(run_dir_, cfg_.output.keep_last, state_.best_step);
+  spdlog::info("checkpoint {} saved in {}", checkpoint_path(run_dir_, state_.step), format_duration(seconds_since(t0)));
+}
+
+void Trainer::restore(const std::string& checkpoint) {
+  const fs::path f(checkpoint);
+  std::ifstream in((f / "trainer_state.json").string());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str((f / "trainer_state.json").string(), ": not valid JSON (", e.what(), ")"));
+  }
+  state_ = TrainerState::from_json(j, (f / "trainer_state.json").string());
+  if (cfg_.lora.enabled) {
+    if (!fs::exists(f / "adapter"))
+      throw Error(str(checkpoint, ": no adapter/ folder; was this run full fine-tuning (lora.enabled: false)?"));
+    const auto dtype = (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+    models::load_lora_adapter(**model_, (f / "adapter").string(), dtype);
+  } else {
+    if (!fs::exists(f / "model"))
+      throw Error(str(checkpoint, ": no model/ folder; was this run a LoRA run (lora.enabled: true)?"));
+    const auto unused = models::load_parameters(**model_, io::CheckpointReader((f / "model").string()));
+    if (!unused.empty()) throw Error(str(checkpoint, "/model: unexpected tensor ", unused.front()));
+  }
+  // Warn when the config changed since the checkpoint (resume is exact only with the same one).
+  std::ifstream saved((f / "config.yaml").string());
+  std::stringstream text;
+  text << saved.rdbuf();
+  if (text.str() != cfg_.tree.to_yaml())
+    spdlog::warn("the config differs from the one saved in {}; the run continues with the new one", checkpoint);
+}
+
+void Trainer::write_final() {
+  const fs::path final_dir = fs::path(run_dir_) / "final";
+  const fs::path tmp = fs::path(run_dir_) / ".final.tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  models::ExportOptions exp;
+  exp.dtype = cfg_.output.dtype;
+  if (cfg_.lora.enabled) {
+    models::save_lora_adapter(**model_, (tmp / "adapter").string(), cfg_.lora, cfg_.model.path);
+    if (cfg_.output.merge) {
+      // Merge into a fresh copy so the trained model stays as it is.
+      models::LoadOptions load;
+      load.dtype = cfg_.model.dtype;
+      load.device = "cpu";
+      load.adapter = cfg_.model.adapter;
+      auto merged = models::load_causal_lm(cfg_.model.path, load);
+      const auto dtype = (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+      models::load_lora_adapter(*merged, (tmp / "adapter").string(), dtype);
+      models::merge_lora(*merged);
+      models::save_hf_folder(*merged, cfg_.model.path, (tmp / "merged").string(), exp);
+    }
+  } else {
+    models::save_hf_folder(**model_, cfg_.model.path, (tmp / "model").string(), exp);
+  }
+  config::write_file_atomically((tmp / "config.yaml").string(), cfg_.tree.to_yaml());
+  config::write_file_atomically((tmp / "trainer_state.json").string(), state_.to_json().dump(2) + "\n");
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+}
+
+// ------------------------------------------------------------------ run
+
+TrainResult Trainer::run() {
+  device_ = resolve_device(cfg_.runtime.device);
+  torch::manual_seed(static_cast<std::uint64_t>(cfg_.runtime.seed));  // LoRA init, dropout: runtime.seed
+  threads_ = torch::get_num_threads();
+  prepare_run_directory();
+  loss_options_ = cfg_.loss;
+  tokenize_ = data::tokenize_options(cfg_.data);
+  logprob_options_.max_sequences = cfg_.train.max_sequences;
+
+  build_model();
+  open_data();
+
+  // The targets' kind decides the label transform where the config left it open.
+  target_kind_.clear();
+  {
+    const auto first = data::training_targets(train_split_.dataset->get(train_split_.records.front()));
+    target_kind_ = first.kind;
+    const auto& spec = losses::loss_spec(loss_options_.name);
+    const bool takes_labels =
+        std::find(spec.option_keys.begin(), spec.option_keys.end(), "label_transform") != spec.option_keys.end();
+    const bool explicit_transform = cfg_.tree.find("loss.label_transform") != nullptr;
+    if (takes_labels && target_kind_ == "labels" && loss_options_.label_transform != "none") {
+      if (explicit_transform)
+        throw ConfigError(str("loss.label_transform: the data has labels (psi in [0, 1]), which need "
+                              "label_transform: none, not ", loss_options_.label_transform));
+      loss_options_.label_transform = "none";
+      spdlog::info("the data has labels: loss.label_transform none");
+    } else if (takes_labels && target_kind_ == "ranks" && !explicit_transform) {
+      loss_options_.label_transform = "rank-winrate";
+      spdlog::info("the data has ranks: loss.label_transform rank-winrate");
+    }
+  }
+  loss_ = losses::make(loss_options_);
+  needs_sft_ = loss_options_.name == "sft" || loss_options_.sft_weight > 0;
+  resolve_reference_mode();
+
+  // LoRA (or full fine-tuning), then the reference model where one is needed.
+  if (reference_mode_ == ReferenceMode::kFrozenCopy) {
+    models::LoadOptions load;
+    load.dtype = cfg_.model.dtype;
+    load.device = cfg_.runtime.device;
+    load.adapter = cfg_.model.adapter;
+    reference_model_ = models::load_causal_lm(cfg_.model.path, load);
+    (*reference_model_)->eval();
+    for (auto& p : (*reference_model_)->parameters()) p.set_requires_grad(false);
+  }
+  const auto adapter_dtype =
+      (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  if (!resume_checkpoint_.empty()) {
+    restore(resume_checkpoint_);
+  } else if (cfg_.lora.enabled) {
+    const auto adapted = models::apply_lora(**model_, cfg_.lora, adapter_dtype);
+    spdlog::info("LoRA r={} alpha={} on {} modules", cfg_.lora.r, cfg_.lora.alpha, adapted.size());
+  }
+  if (cfg_.lora.enabled) {
+    trainable_ = models::lora_parameters(**model_);
+  } else {
+    for (const auto& p : (*model_)->named_parameters()) {
+      p.value().set_requires_grad(true);
+      trainable_.emplace_back(p.key(), p.value());
+    }
+  }
+  std::int64_t n_trainable = 0;
+  for (const auto& p : trainable_) n_trainable += p.second.numel();
+  spdlog::info("{} trainable parameters ({} tensors)", n_trainable, trainable_.size());
+
+  // Data checks and reference log-probs, before the first step.
+  prepare_reference_tables();
+  order_.emplace(train_split_.records, static_cast<std::uint64_t>(cfg_.runtime.seed), cfg_.data.shuffle);
+  const auto lists_per_step = cfg_.train.batch_size * cfg_.train.grad_accum;
+  steps_per_epoch_ = (static_cast<std::int64_t>(train_split_.records.size()) + lists_per_step - 1) / lists_per_step;
+  total_steps_ = cfg_.train.max_steps > 0 ? cfg_.train.max_steps : steps_per_epoch_ * cfg_.train.epochs;
+  spdlog::info("{} training lists, {} eval lists; {} lists a step, {} steps an epoch, {} steps", train_split_.records.size(),
+               eval_split_.records.size(), lists_per_step, steps_per_epoch_, total_steps_);
+  if (eval_split_.records.empty()) spdlog::info("no eval lists (data.eval / data.eval_fraction): evaluation is off");
+  if (!cfg_.output.keep_best.empty() && eval_split_.records.empty())
+    throw ConfigError("output.keep_best needs eval lists (data.eval or data.eval_fraction)");
+
+  schedule_.kind = cfg_.train.lr_schedule;
+  schedule_.lr = cfg_.train.lr;
+  schedule_.total_steps = total_steps_;
+  schedule_.warmup_steps = resolve_warmup(cfg_.train.warmup_steps, cfg_.train.warmup_ratio, total_steps_);
+  if (schedule_.warmup_steps > total_steps_) {
+    spdlog::warn("train.warmup_steps {} is longer than the run ({} steps): the warmup is cut to {}",
+                 schedule_.warmup_steps, total_steps_, total_steps_);
+    schedule_.warmup_steps = total_steps_;
+  }
+  schedule_.min_lr_ratio = cfg_.train.min_lr_ratio;
+  validate(schedule_);
+  OptimizerOptions opt;
+  opt.lr = cfg_.train.lr;
+  opt.weight_decay = cfg_.train.weight_decay;
+  opt.beta1 = cfg_.train.adam_beta1;
+  opt.beta2 = cfg_.train.adam_beta2;
+  opt.eps = cfg_.train.adam_eps;
+  optimizer_ = make_adamw(trainable_, opt);
+  params_ = all_params(*optimizer_);
+  if (!resume_checkpoint_.empty()) {
+    torch::load(*optimizer_, (fs::path(resume_checkpoint_) / "optimizer.pt").string());
+    load_rng_state((fs::path(resume_checkpoint_) / "rng.safetensors").string());
+    last_saved_step_ = state_.step;
+    spdlog::info("resumed from {} at step {} (epoch {}, list {} of it)", resume_checkpoint_, state_.step,
+                 state_.epoch, state_.position);
+  } else {
+    state_ = TrainerState{};
+    state_.best_metric = cfg_.output.keep_best;
+  }
+  metrics_.open((fs::path(run_dir_) / "metrics.jsonl").string(), resume_checkpoint_.empty() ? -1 : state_.step);
+
+  if (job_.progress && isatty(2)) progress_.emplace("train", total_steps_, true);
+  if (progress_ && state_.step > 0) progress_->advance(state_.step);
+
+  if (state_.step == 0 && cfg_.eval.at_start && state_.last_eval_step < 0) after_eval(evaluate());
+  while (state_.step < total_steps_) {
+    train_step();
+    if (progress_) progress_->advance();
+    const bool last = state_.step == total_steps_;
+    if (state_.step % cfg_.train.log_every == 0 || last) log_train_line();
+    if (cfg_.eval.every > 0 && state_.step % cfg_.eval.every == 0 && !last) after_eval(evaluate());
+    if (cfg_.output.save_every > 0 && state_.step % cfg_.output.save_every == 0 && !last) save_checkpoint();
+  }
+  if (progress_) progress_->finish();
+  if (state_.last_eval_step != state_.step) after_eval(evaluate());
+  save_checkpoint();
+  write_final();
+
+  TrainResult result;
+  result.steps = state_.step;
+  result.nonfinite_steps = state_.nonfinite_steps;
+  result.eval = last_eval_;
+  result.final_dir = (fs::path(run_dir_) / "final").string();
+  result.lists_per_s = state_.train_seconds > 0 ? state_.lists_seen / state_.train_seconds : 0.0;
+  result.tokens_per_s = state_.train_seconds > 0 ? state_.tokens_seen / state_.train_seconds : 0.0;
+  std::string summary = fmt::format("done: {} steps ({} skipped) in {}, {:.2f} lists/s, {:.0f} tokens/s", state_.step,
+                                    state_.nonfinite_steps, format_duration(state_.train_seconds), result.lists_per_s,
+                                    result.tokens_per_s);
+  for (const char* k : {"eval/loss", "eval/pair_accuracy"})
+    if (last_eval_.count(k)) summary += fmt::format("; {} {:.4f}", k, last_eval_.at(k));
+  spdlog::info("{}; outputs in {}", summary, result.final_dir);
+  return result;
+}
+
+}  // namespace
+
+TrainResult train(const TrainJob& job) {
+  Trainer trainer(job);
+  return trainer.run();
+}
+
+}  // namespace lire::train
