@@ -323,7 +323,7 @@ void Trainer::build_model() {
   tokenizer_.emplace(cfg_.model.path, c.vocab_size, c.bos_token_id.value_or(-1));
   spdlog::info("model {}{}: {} layers, hidden {}, vocab {}, {}", cfg_.model.path,
                cfg_.model.adapter.empty() ? "" : " + adapter " + cfg_.model.adapter + " (merged)",
-               c.num_hidden_layers, c.hidden_size, c.vocab_size, torch::toString((*model_)->head_weight().scalar_type()));
+               c.num_hidden_layers, c.hidden_size, c.vocab_size, c10::toString((*model_)->head_weight().scalar_type()));
 }
 
 void Trainer::resolve_reference_mode() {
@@ -580,7 +580,7 @@ void Trainer::prepare_reference_tables() {
   const auto key_for = [&](const data::ListDataset& ds) {
     nlohmann::json key = {{"lire_version", LIRE_VERSION},
                           {"model", folder_fingerprint(cfg_.model.path)},
-                          {"model_dtype", torch::toString((*model_)->head_weight().scalar_type())},
+                          {"model_dtype", c10::toString((*model_)->head_weight().scalar_type())},
                           {"data", file_fingerprint(ds.path())},
                           {"records", ds.size()},
                           {"on_error", cfg_.data.on_error},
