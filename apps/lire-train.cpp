@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
   tool.name = "lire-train";
   tool.description = "Fine-tune a causal LM on scored candidate lists (LIRE, LiPO, DPO, ...).";
   tool.add_flags = [&](CLI::App& app) {
-    app.add_option("--output", job.output, "run directory (must be empty unless resuming)")->required();
+    app.add_option("--output", job.output, "run directory (must be empty unless resuming); required");
     auto* resume = app.add_flag("--resume", job.resume,
                                 "continue from the newest checkpoint in --output (start fresh if there is none)");
     app.add_option("--resume-from", job.resume_from, "continue from this checkpoint folder")->excludes(resume);

@@ -33,7 +33,8 @@ int run(const Tool& tool, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);  // prints help/version (exit 0) or the usage error (non-zero)
+    const int rc = app.exit(e);  // prints help/version (exit 0) or the usage error
+    return rc == 0 ? 0 : 2;      // usage errors exit 2, whatever CLI11's own code
   }
 
   try {

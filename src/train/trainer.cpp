@@ -272,6 +272,9 @@ void Trainer::prepare_run_directory() {
            {"start_time", utc_now()},
            {"command_line", job_.command_line},
            {"resumes", nlohmann::json::array()}};
+    if (!resume_checkpoint_.empty())
+      run["resumes"].push_back({{"time", utc_now()}, {"checkpoint", resume_checkpoint_},
+                                {"command_line", job_.command_line}});
   }
   config::write_file_atomically(run_json, run.dump(2) + "\n");
   config::write_file_atomically((fs::path(run_dir_) / "config.yaml").string(), cfg_.tree.to_yaml());
@@ -883,7 +886,15 @@ void Trainer::save_checkpoint() {
       std::vector<std::pair<std::string, torch::Tensor>> tensors;
       for (const auto& p : (*model_)->named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
       io::save_safetensors((f / "model" / "model.safetensors").string(), tensors);
-      fs::copy_file(fs::path(cfg_.model.path) / "config.json", f / "model" / "config.json");
+      // config.json with torch_dtype naming the dtype the tensors were saved in.
+      std::ifstream in((fs::path(cfg_.model.path) / "config.json").string());
+      nlohmann::json hf = nlohmann::json::parse(in);
+      const auto dtype = (*model_)->head_weight().scalar_type();
+      hf["torch_dtype"] = dtype == torch::kFloat64   ? "float64"
+                          : dtype == torch::kBFloat16 ? "bfloat16"
+                          : dtype == torch::kFloat16  ? "float16"
+                                                      : "float32";
+      config::write_file_atomically((f / "model" / "config.json").string(), hf.dump(2) + "\n");
     }
     torch::save(*optimizer_, (f / "optimizer.pt").string());
     save_rng_state((f / "rng.safetensors").string());

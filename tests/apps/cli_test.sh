@@ -131,7 +131,9 @@ echo '{"prompt": "x", "responses": ["a", "b"], "rewards": [1]}' >>"$TMP/bad.json
 expect_fail "lire-train malformed data" "bad.jsonl:4" "$TRAIN" "${TINY[@]}" --output "$TMP/r3" "data.train=$TMP/bad.jsonl"
 [ ! -e "$TMP/r3/final" ]; check "a failed run writes no final outputs" $?
 "$TRAIN" "${TINY[@]}" --output "$TMP/r4" --resume --resume-from "$TMP/run" >/dev/null 2>&1
-[ $? -ne 0 ]; check "--resume and --resume-from exclude each other" $?
+[ $? -eq 2 ]; check "--resume and --resume-from exclude each other (usage error, exit 2)" $?
+"$TRAIN" "${TINY[@]}" --print-config | grep -q "max_steps\|keep_last"; check "lire-train --print-config needs no --output" $?
+expect_fail "lire-train without --output" "--output DIR is required" "$TRAIN" "${TINY[@]}"
 
 LONG=(train.max_steps=24 output.save_every=2 output.keep_last=0 lora.dropout=0.1)
 "$TRAIN" "${TINY[@]}" "${LONG[@]}" --output "$TMP/straight" >/dev/null 2>&1
