@@ -204,7 +204,10 @@ void SectionReader::allow(const std::string& key) { known_.insert(key); }
 void SectionReader::finish() const {
   const auto full = [&](const std::string& key) { return name_.empty() ? key : name_ + "." + key; };
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    if (known_.count(it.key())) continue;
+    // A null value reads as absent (docs/config.md): `key=null` unsets a key
+    // even where the section no longer takes it (loss.temperature=null after
+    // switching loss.name away from lire).
+    if (known_.count(it.key()) || it.value().is_null()) continue;
     std::vector<std::string> candidates;
     for (const auto& known : known_) candidates.push_back(full(known));
     const std::string key = full(it.key());

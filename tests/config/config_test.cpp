@@ -447,5 +447,17 @@ TEST(Config, ResolvedTreeRoundTripsThroughYaml) {
   EXPECT_EQ(again.runtime.seed, 5);
 }
 
+// key=null unsets a key, also one the section no longer takes: switching
+// loss.name away from lire in a config that sets loss.temperature.
+TEST(Config, NullUnsetsKeysTheSectionNoLongerTakes) {
+  ConfigTree tree = ConfigTree::from_string("loss:\n  name: lire\n  temperature: 1\n", "run.yaml");
+  tree.apply_overrides({"loss.name=dpo"});
+  EXPECT_THAT(config_error([&] { resolve(tree); }), HasSubstr("loss.temperature: not an option of loss 'dpo'"));
+  tree.apply_overrides({"loss.temperature=null"});
+  const Config cfg = resolve(tree);
+  EXPECT_EQ(cfg.loss.name, "dpo");
+  EXPECT_DOUBLE_EQ(cfg.loss.beta, 0.1);
+}
+
 }  // namespace
 }  // namespace lire::config

@@ -70,7 +70,8 @@ class SectionReader {
   // Marks a key as known without reading it (it is validated elsewhere).
   void allow(const std::string& key);
 
-  // Throws ConfigError for the first key (in sorted order) no getter asked for.
+  // Throws ConfigError for the first key (in sorted order) no getter asked for;
+  // keys set to null read as absent and are never errors.
   void finish() const;
 
   // Throws ConfigError "<where>: <name>.<key>: <message>".
