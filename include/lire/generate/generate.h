@@ -1,0 +1,86 @@
+// Incremental decoding of a causal LM with its KV cache: prompts of different
+// lengths are left-padded into one batch and prefilled once; the K samples of
+// a prompt copy its cached keys/values instead of prefilling K times; then one
+// token per step for every row until EOS, a stop condition or max_new_tokens.
+//
+// Strategies: greedy (argmax, also temperature 0) and sampling with
+// temperature, top-k and top-p, applied in Hugging Face's order (temperature,
+// then top-k, then top-p; ties at the k-th logit are kept, top-p keeps the
+// smallest set of most likely tokens whose mass reaches p).
+//
+// Randomness does not depend on batching: sample k of the prompt with key `q`
+// draws its uniforms from its own std::mt19937_64 stream seeded by
+// (seed, q, k), and a token is chosen by inverting the cumulative distribution
+// (in float64) at that uniform. The same seed therefore gives the same pool
+// at any batch size, up to float differences in the logits themselves.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "lire/models/llama.h"
+
+namespace lire::generate {
+
+struct GenerateOptions {
+  // "greedy" or "sample" (sampling with temperature 0 is greedy).
+  std::string strategy = "sample";
+  // New tokens per response at most (EOS not counted).
+  std::int64_t max_new_tokens = 128;
+  // Responses per prompt (K).
+  std::int64_t num_samples = 1;
+  // Softmax temperature of sampling; 0 = greedy.
+  double temperature = 1.0;
+  // Keep the k most likely tokens (ties at the k-th kept); 0 = no limit.
+  std::int64_t top_k = 0;
+  // Keep the smallest set of most likely tokens whose probability reaches p; 1 = no limit.
+  double top_p = 1.0;
+  // Seed of every sample's random stream.
+  std::uint64_t seed = 1234;
+  // Prompts decoded together (rows = prompts x num_samples).
+  std::int64_t batch_prompts = 8;
+  // Token ids that end a response (not included in it); empty = the model's eos_token_id.
+  std::vector<std::int64_t> eos_ids;
+};
+
+// Throws lire::ConfigError naming the sample.* key of an invalid option.
+void validate(const GenerateOptions& options);
+
+struct Generation {
+  std::vector<std::int64_t> ids;  // new tokens, without the EOS that ended them
+  double logprob = 0.0;           // sum of log p_model(token) at temperature 1, unfiltered (EOS included)
+  std::string finish;             // "eos", "stop" (the stop callback) or "length"
+};
+
+// Called after each new token of a row with (prompt index, sample index, ids so
+// far); returning true ends that response ("stop"). Used for stop strings.
+using StopCheck = std::function<bool(std::size_t prompt, std::int64_t sample, const std::vector<std::int64_t>& ids)>;
+
+// Generates num_samples responses for every prompt (each non-empty, BOS
+// included as the caller's tokenizer wants). `keys` (one per prompt; empty =
+// the prompt's index) identify prompts for the random streams, so a prompt
+// keeps its samples whatever else is in the batch. Returns [prompt][sample].
+std::vector<std::vector<Generation>> generate(models::LlamaForCausalLMImpl& model,
+                                              const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const GenerateOptions& options,
+                                              const std::vector<std::uint64_t>& keys = {},
+                                              const StopCheck& stop = {});
+
+// ---------------------------------------------------------------- building blocks
+
+// Log-probabilities [R, V] (float64) after temperature, top-k and top-p, -inf
+// outside the kept support. temperature must be > 0.
+torch::Tensor filtered_logprobs(const torch::Tensor& logits, double temperature, std::int64_t top_k, double top_p);
+
+// One token per row of log-probabilities [R, V]: the first token (in id order)
+// whose cumulative probability exceeds u[r] * total, for uniforms u in [0, 1).
+torch::Tensor draw_tokens(const torch::Tensor& logprobs, const std::vector<double>& u);
+
+// The random stream of sample `sample` of the prompt with key `key`.
+std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t key, std::int64_t sample);
+
+}  // namespace lire::generate
