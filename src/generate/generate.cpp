@@ -120,11 +120,208 @@ void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::
   }
 }
 
+// ------------------------------------------------------------------ beams
+
+struct Hypothesis {
+  std::vector<std::int64_t> ids;
+  double score = 0, model_logprob = 0;
+  std::string finish;
+};
+
+// The best `capacity` finished hypotheses of one beam group (HF BeamHypotheses).
+struct Hypotheses {
+  std::size_t capacity = 0;
+  double length_penalty = 1.0;
+  std::vector<Hypothesis> kept;
+  bool done = false;
+
+  double worst() const {
+    double w = std::numeric_limits<double>::infinity();
+    for (const auto& h : kept) w = std::min(w, h.score);
+    return w;
+  }
+  double score_of(double sum_logprobs, std::size_t generated) const {
+    return sum_logprobs / std::pow(static_cast<double>(std::max<std::size_t>(generated, 1)), length_penalty);
+  }
+  void add(std::vector<std::int64_t> ids, double sum_logprobs, double model_logprob, const std::string& finish) {
+    const double score = score_of(sum_logprobs, ids.size());
+    if (kept.size() < capacity || score > worst()) {
+      kept.push_back({std::move(ids), score, model_logprob, finish});
+      if (kept.size() > capacity) {
+        auto it = std::min_element(kept.begin(), kept.end(),
+                                   [](const Hypothesis& a, const Hypothesis& b) { return a.score < b.score; });
+        kept.erase(it);
+      }
+    }
+  }
+  // No running beam (best running sum `best`, `generated` tokens so far) can beat the worst kept.
+  bool finished_by(double best, std::size_t generated) const {
+    return kept.size() >= capacity && worst() >= score_of(best, generated);
+  }
+};
+
+void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                std::size_t first, std::size_t count, const GenerateOptions& o, const std::vector<std::int64_t>& eos,
+                const StopCheck& stop, std::vector<std::vector<Generation>>& out) {
+  const auto device = model.head_weight().device();
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto P = static_cast<std::int64_t>(count);
+  const std::int64_t NB = o.num_beams;
+  const std::int64_t G = o.strategy == "diverse-beam" ? o.num_beam_groups : 1;
+  const std::int64_t BG = NB / G;  // beams a group
+  const std::int64_t R = P * NB;
+  const double ninf = -std::numeric_limits<double>::infinity();
+
+  // Prefill the prompts once, then copy each prompt's cache to its beams.
+  std::size_t T = 0;
+  for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * T, 0), mask(static_cast<std::size_t>(P) * T, 0);
+  for (std::size_t p = 0; p < count; ++p) {
+    const auto& prompt = prompts[first + p];
+    const std::size_t pad = T - prompt.size();
+    for (std::size_t t = 0; t < prompt.size(); ++t) {
+      ids[p * T + pad + t] = prompt[t];
+      mask[p * T + pad + t] = 1;
+    }
+  }
+  const auto T64 = static_cast<std::int64_t>(T);
+  auto attention = torch::tensor(mask, torch::kLong).view({P, T64}).to(device);
+  models::KVCache cache;
+  auto hidden = model.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(device), attention, {}, &cache);
+  auto logits = model.logits(hidden.select(1, -1));
+  {
+    const auto rows = torch::arange(P, long_opts).repeat_interleave(NB);
+    cache.select_rows(rows);
+    attention = attention.index_select(0, rows);
+    logits = logits.index_select(0, rows);
+  }
+
+  // Beam state by row (p * NB + g * BG + j). At the start only the first beam
+  // of each group is live, so a group does not fill itself with copies.
+  std::vector<std::vector<std::int64_t>> beam_ids(static_cast<std::size_t>(R));
+  std::vector<double> beam_score(static_cast<std::size_t>(R), 0.0), beam_model(static_cast<std::size_t>(R), 0.0);
+  for (std::int64_t r = 0; r < R; ++r)
+    if ((r % NB) % BG != 0) beam_score[r] = ninf;
+  std::vector<Hypotheses> hyps(static_cast<std::size_t>(P * G));
+  for (auto& h : hyps) {
+    h.capacity = static_cast<std::size_t>(BG);
+    h.length_penalty = o.length_penalty;
+  }
+  const std::int64_t pad_token = eos.empty() ? 0 : eos.front();
+  const auto is_eos = [&](std::int64_t t) { return std::find(eos.begin(), eos.end(), t) != eos.end(); };
+
+  for (std::int64_t step = 0; step < o.max_new_tokens; ++step) {
+    const auto logprobs = torch::log_softmax(logits.to(torch::kFloat64), -1).cpu().contiguous();  // [R, V]
+    const auto V = logprobs.size(1);
+    const double* lp = logprobs.data_ptr<double>();
+    std::vector<std::int64_t> source(static_cast<std::size_t>(R)), feed(static_cast<std::size_t>(R), pad_token);
+    std::vector<std::vector<std::int64_t>> next_ids(static_cast<std::size_t>(R));
+    std::vector<double> next_score(static_cast<std::size_t>(R), ninf), next_model(static_cast<std::size_t>(R), 0.0);
+    bool all_done = true;
+    for (std::int64_t p = 0; p < P; ++p) {
+      std::vector<double> used(static_cast<std::size_t>(V), 0.0);  // tokens chosen by earlier groups this step
+      for (std::int64_t g = 0; g < G; ++g) {
+        auto& h = hyps[p * G + g];
+        const std::int64_t base = p * NB + g * BG;
+        if (h.done) {
+          for (std::int64_t j = 0; j < BG; ++j) source[base + j] = base + j;
+          continue;
+        }
+        // Candidate scores of the group: beam score + log p (- diversity penalty).
+        std::vector<double> cand(static_cast<std::size_t>(BG * V));
+        for (std::int64_t j = 0; j < BG; ++j)
+          for (std::int64_t v = 0; v < V; ++v)
+            cand[j * V + v] = beam_score[base + j] + lp[(base + j) * V + v] - o.diversity_penalty * used[v] * (G > 1);
+        const auto n_top = std::min<std::int64_t>(2 * BG, BG * V);
+        std::vector<std::int64_t> order(static_cast<std::size_t>(BG * V));
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::int64_t>(i);
+        std::partial_sort(order.begin(), order.begin() + n_top, order.end(), [&](std::int64_t a, std::int64_t b) {
+          return cand[a] > cand[b] || (cand[a] == cand[b] && a < b);
+        });
+        std::int64_t filled = 0;
+        for (std::int64_t rank = 0; rank < n_top && filled < BG; ++rank) {
+          const std::int64_t j = order[rank] / V, v = order[rank] % V;
+          const std::int64_t src = base + j;
+          if (!std::isfinite(cand[order[rank]])) break;
+          const double model_lp = beam_model[src] + lp[src * V + v];
+          if (is_eos(v)) {
+            if (rank < BG) h.add(beam_ids[src], cand[order[rank]], model_lp, "eos");
+            continue;
+          }
+          std::vector<std::int64_t> grown = beam_ids[src];
+          grown.push_back(v);
+          if (stop && stop(first + static_cast<std::size_t>(p), -1, grown)) {
+            if (rank < BG) h.add(std::move(grown), cand[order[rank]], model_lp, "stop");
+            continue;
+          }
+          const std::int64_t dst = base + filled++;
+          source[dst] = src;
+          next_ids[dst] = std::move(grown);
+          next_score[dst] = cand[order[rank]];
+          next_model[dst] = model_lp;
+          feed[dst] = v;
+          used[v] += 1;
+        }
+        for (; filled < BG; ++filled) source[base + filled] = base;  // dead beams (score -inf)
+        double best = ninf;
+        for (std::int64_t j = 0; j < BG; ++j) best = std::max(best, next_score[base + j]);
+        if (h.finished_by(best, static_cast<std::size_t>(step)) || !std::isfinite(best)) h.done = true;
+        all_done = all_done && h.done;
+      }
+    }
+    beam_ids = std::move(next_ids);
+    beam_score = std::move(next_score);
+    beam_model = std::move(next_model);
+    if (all_done || step + 1 == o.max_new_tokens) break;
+    const auto index = torch::tensor(source, torch::kLong).to(device);
+    cache.select_rows(index);
+    attention = torch::cat({attention.index_select(0, index), torch::ones({R, 1}, long_opts)}, 1);
+    hidden = model.forward(torch::tensor(feed, torch::kLong).view({R, 1}).to(device), attention, {}, &cache);
+    logits = model.logits(hidden.select(1, -1));
+  }
+  // Groups still running at the length limit keep their beams as hypotheses.
+  for (std::int64_t p = 0; p < P; ++p) {
+    std::vector<Hypothesis> all;
+    for (std::int64_t g = 0; g < G; ++g) {
+      auto& h = hyps[p * G + g];
+      if (!h.done)
+        for (std::int64_t j = 0; j < BG; ++j) {
+          const std::int64_t r = p * NB + g * BG + j;
+          if (std::isfinite(beam_score[r])) h.add(beam_ids[r], beam_score[r], beam_model[r], "length");
+        }
+      all.insert(all.end(), h.kept.begin(), h.kept.end());
+    }
+    std::stable_sort(all.begin(), all.end(), [](const Hypothesis& a, const Hypothesis& b) { return a.score > b.score; });
+    auto& dst = out[first + static_cast<std::size_t>(p)];
+    for (std::size_t k = 0; k < dst.size() && k < all.size(); ++k) {
+      dst[k].ids = all[k].ids;
+      dst[k].logprob = all[k].model_logprob;
+      dst[k].score = all[k].score;
+      dst[k].finish = all[k].finish;
+    }
+  }
+}
+
 }  // namespace
 
 void validate(const GenerateOptions& o) {
-  if (o.strategy != "greedy" && o.strategy != "sample")
-    throw ConfigError(str("sample.strategy: must be greedy or sample, got '", o.strategy, "'"));
+  if (o.strategy != "greedy" && o.strategy != "sample" && o.strategy != "beam" && o.strategy != "diverse-beam")
+    throw ConfigError(str("sample.strategy: must be greedy, sample, beam or diverse-beam, got '", o.strategy, "'"));
+  if (o.strategy == "beam" || o.strategy == "diverse-beam") {
+    if (o.num_beams < 1) throw ConfigError(str("sample.num_beams: must be >= 1, got ", o.num_beams));
+    if (o.num_samples > o.num_beams)
+      throw ConfigError(str("sample.num_samples: ", o.num_samples, " responses need at least as many beams (",
+                            "sample.num_beams is ", o.num_beams, ")"));
+    if (!std::isfinite(o.length_penalty))
+      throw ConfigError(str("sample.length_penalty: must be finite, got ", o.length_penalty));
+  }
+  if (o.strategy == "diverse-beam") {
+    if (o.num_beam_groups < 2 || o.num_beams % o.num_beam_groups != 0)
+      throw ConfigError(str("sample.num_beam_groups: diverse-beam needs >= 2 groups dividing sample.num_beams (",
+                            o.num_beams, "), got ", o.num_beam_groups));
+    if (!(o.diversity_penalty >= 0) || !std::isfinite(o.diversity_penalty))
+      throw ConfigError(str("sample.diversity_penalty: must be >= 0, got ", o.diversity_penalty));
+  }
   if (o.max_new_tokens < 1) throw ConfigError(str("sample.max_new_tokens: must be >= 1, got ", o.max_new_tokens));
   if (o.num_samples < 1) throw ConfigError(str("sample.num_samples: must be >= 1, got ", o.num_samples));
   if (!(o.temperature >= 0) || !std::isfinite(o.temperature))
@@ -203,8 +400,15 @@ std::vector<std::vector<Generation>> generate(models::LlamaForCausalLMImpl& mode
   std::vector<std::vector<Generation>> out(prompts.size(),
                                            std::vector<Generation>(static_cast<std::size_t>(options.num_samples)));
   const auto per_batch = static_cast<std::size_t>(options.batch_prompts);
-  for (std::size_t first = 0; first < prompts.size(); first += per_batch)
-    generate_batch(model, prompts, first, std::min(per_batch, prompts.size() - first), options, keys, eos, stop, out);
+  const bool beams = options.strategy == "beam" || options.strategy == "diverse-beam";
+  for (std::size_t first = 0; first < prompts.size(); first += per_batch) {
+    const std::size_t n = std::min(per_batch, prompts.size() - first);
+    if (beams) {
+      beam_batch(model, prompts, first, n, options, eos, stop, out);
+    } else {
+      generate_batch(model, prompts, first, n, options, keys, eos, stop, out);
+    }
+  }
   if (was_training) model.train();
   return out;
 }

@@ -247,5 +247,92 @@ TEST(Generate, InvalidOptionsNameTheKey) {
               HasSubstr("9999"));
 }
 
+// ------------------------------------------------------------------ beams
+
+GenerateOptions beams(std::int64_t beams_n, std::int64_t k, std::int64_t n) {
+  GenerateOptions o;
+  o.strategy = "beam";
+  o.num_beams = beams_n;
+  o.num_samples = k;
+  o.max_new_tokens = n;
+  return o;
+}
+
+TEST(BeamSearch, OneBeamIsGreedy) {
+  auto model = tiny();
+  const std::vector<std::vector<std::int64_t>> prompts = {{1, 306, 214, 297, 56, 207}, {1, 236, 157}};
+  const auto b = generate(*model, prompts, beams(1, 1, 10));
+  const auto g = generate(*model, prompts, greedy(10));
+  for (std::size_t p = 0; p < prompts.size(); ++p) EXPECT_EQ(b[p][0].ids, g[p][0].ids);
+}
+
+// With as many beams as the vocabulary, two steps of beam search are an
+// exhaustive search: the result is the best two-token continuation, found
+// here by brute force over all 512 x 512 of them.
+TEST(BeamSearch, AsManyBeamsAsTokensIsExhaustive) {
+  auto model = tiny("fp64");
+  const std::vector<std::int64_t> prompt = {1, 306, 214};
+  GenerateOptions o = beams(512, 3, 2);
+  o.eos_ids = {-1};  // no token ends a response
+  const auto out = generate(*model, {prompt}, o)[0];
+  torch::NoGradGuard no_grad;
+  const auto first = torch::log_softmax(model->logits(model->forward(torch::tensor(prompt).unsqueeze(0))).select(1, -1)[0], -1);
+  auto ids = torch::tensor(prompt).unsqueeze(0).repeat({512, 1});
+  ids = torch::cat({ids, torch::arange(512, torch::kLong).unsqueeze(1)}, 1);
+  const auto second = torch::log_softmax(model->logits(model->forward(ids)).select(1, -1), -1);  // [512, 512]
+  const auto total = (first.unsqueeze(1) + second).flatten();
+  const auto [values, index] = total.topk(3);
+  for (int k = 0; k < 3; ++k) {
+    const auto i = index[k].item<std::int64_t>();
+    EXPECT_EQ(out[k].ids, (std::vector<std::int64_t>{i / 512, i % 512})) << k;
+    EXPECT_NEAR(out[k].score, values[k].item<double>() / 2.0, 1e-9) << k;  // length_penalty 1: sum / 2
+    EXPECT_NEAR(out[k].logprob, values[k].item<double>(), 1e-9);
+  }
+}
+
+TEST(BeamSearch, ReturnsTheBestHypothesesInOrder) {
+  auto model = tiny();
+  const auto out = generate(*model, {{1, 306, 214, 297}}, beams(6, 4, 8))[0];
+  for (std::size_t k = 1; k < out.size(); ++k) {
+    EXPECT_GE(out[k - 1].score, out[k].score);
+    EXPECT_NE(out[k - 1].ids, out[k].ids);
+  }
+}
+
+// Diverse beam search: with no penalty the groups are independent copies of
+// one beam search and find the same hypotheses; a penalty pushes each group
+// away from the tokens earlier groups chose, so the K results differ from
+// their first token on.
+TEST(DiverseBeamSearch, PenaltySeparatesTheGroups) {
+  auto model = tiny("fp64");
+  GenerateOptions o = beams(4, 4, 6);
+  o.strategy = "diverse-beam";
+  o.num_beam_groups = 4;  // one beam a group
+  o.diversity_penalty = 0.0;
+  const std::vector<std::int64_t> prompt = {1, 306, 214, 297};
+  const auto same = generate(*model, {prompt}, o)[0];
+  for (std::size_t k = 1; k < same.size(); ++k) EXPECT_EQ(same[k].ids, same[0].ids);  // 4 greedy copies
+  EXPECT_EQ(same[0].ids, generate(*model, {prompt}, greedy(6))[0][0].ids);
+  o.diversity_penalty = 1e3;
+  const auto diverse = generate(*model, {prompt}, o)[0];
+  for (std::size_t a = 0; a < diverse.size(); ++a)
+    for (std::size_t b = a + 1; b < diverse.size(); ++b) EXPECT_NE(diverse[a].ids[0], diverse[b].ids[0]) << a << b;
+  // The penalty is part of the ranking score, the model's log-prob is not penalised.
+  torch::NoGradGuard no_grad;
+  for (const auto& g : diverse)
+    EXPECT_NEAR(g.logprob, models::list_logprobs(*model, prompt, {g.ids}).sums[0].item<double>(), 1e-9);
+}
+
+TEST(BeamSearch, InvalidOptionsNameTheKey) {
+  auto model = tiny();
+  EXPECT_THAT(lire::testing::error_message<ConfigError>([&] { generate(*model, {{1}}, beams(2, 3, 4)); }),
+              HasSubstr("sample.num_samples"));
+  GenerateOptions o = beams(4, 1, 4);
+  o.strategy = "diverse-beam";
+  o.num_beam_groups = 3;
+  EXPECT_THAT(lire::testing::error_message<ConfigError>([&] { generate(*model, {{1}}, o); }),
+              HasSubstr("sample.num_beam_groups"));
+}
+
 }  // namespace
 }  // namespace lire::generate

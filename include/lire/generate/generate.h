@@ -3,10 +3,16 @@
 // a prompt copy its cached keys/values instead of prefilling K times; then one
 // token per step for every row until EOS, a stop condition or max_new_tokens.
 //
-// Strategies: greedy (argmax, also temperature 0) and sampling with
-// temperature, top-k and top-p, applied in Hugging Face's order (temperature,
-// then top-k, then top-p; ties at the k-th logit are kept, top-p keeps the
-// smallest set of most likely tokens whose mass reaches p).
+// Strategies: greedy (argmax, also temperature 0); sampling with temperature,
+// top-k and top-p, applied in Hugging Face's order (temperature, then top-k,
+// then top-p; ties at the k-th logit are kept, top-p keeps the smallest set of
+// most likely tokens whose mass reaches p); beam search; and diverse beam
+// search (Vijayakumar et al. 2018, HF's group beam search): the beams are split
+// into groups decoded one after another at each step, and a group's scores
+// lose diversity_penalty for every time an earlier group chose the same token
+// at that step (Hamming diversity). Beam hypotheses are ranked by
+// sum log p / generated_length^length_penalty, and a prompt stops when no
+// running beam can beat its worst kept hypothesis (HF's early_stopping=False).
 //
 // Randomness does not depend on batching: sample k of the prompt with key `q`
 // draws its uniforms from its own std::mt19937_64 stream seeded by
@@ -27,12 +33,20 @@
 namespace lire::generate {
 
 struct GenerateOptions {
-  // "greedy" or "sample" (sampling with temperature 0 is greedy).
+  // "greedy", "sample" (sampling with temperature 0 is greedy), "beam" or "diverse-beam".
   std::string strategy = "sample";
   // New tokens per response at most (EOS not counted).
   std::int64_t max_new_tokens = 128;
-  // Responses per prompt (K).
+  // Responses per prompt (K); with beams, the K best hypotheses (K <= num_beams).
   std::int64_t num_samples = 1;
+  // Beams per prompt (beam, diverse-beam).
+  std::int64_t num_beams = 4;
+  // Groups of diverse-beam (>= 2, dividing num_beams); beam uses one group.
+  std::int64_t num_beam_groups = 2;
+  // Subtracted from a group's log-prob of a token once per earlier group that chose it at this step.
+  double diversity_penalty = 0.5;
+  // Hypothesis score = sum of log-probs / generated_length^length_penalty.
+  double length_penalty = 1.0;
   // Softmax temperature of sampling; 0 = greedy.
   double temperature = 1.0;
   // Keep the k most likely tokens (ties at the k-th kept); 0 = no limit.
@@ -53,6 +67,7 @@ void validate(const GenerateOptions& options);
 struct Generation {
   std::vector<std::int64_t> ids;  // new tokens, without the EOS that ended them
   double logprob = 0.0;           // sum of log p_model(token) at temperature 1, unfiltered (EOS included)
+  double score = 0.0;             // beams: the hypothesis score that ranked it (0 otherwise)
   std::string finish;             // "eos", "stop" (the stop callback) or "length"
 };
 
