@@ -73,6 +73,9 @@ Config resolve(const ConfigTree& tree) {
     } else if (name == "output") {
       SectionReader reader(tree, "output");
       cfg.output = read_output_options(reader);
+    } else if (name == "rewards") {
+      SectionReader reader(tree, "rewards");
+      cfg.rewards = read_rewards_options(reader);
     } else if (name == "runtime") {
       SectionReader reader(tree, "runtime");
       cfg.runtime = read_runtime_options(reader);

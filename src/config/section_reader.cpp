@@ -201,6 +201,13 @@ SectionReader SectionReader::section(const std::string& key) {
 
 void SectionReader::allow(const std::string& key) { known_.insert(key); }
 
+std::vector<std::string> SectionReader::keys() const {
+  std::vector<std::string> out;
+  for (auto it = node_.begin(); it != node_.end(); ++it)
+    if (!it.value().is_null()) out.push_back(it.key());
+  return out;  // nlohmann::json objects iterate in key order
+}
+
 void SectionReader::finish() const {
   const auto full = [&](const std::string& key) { return name_.empty() ? key : name_ + "." + key; };
   for (auto it = node_.begin(); it != node_.end(); ++it) {

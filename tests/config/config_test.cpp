@@ -81,7 +81,7 @@ TEST(Config, KeysInSectionsNotImplementedYet) {
   const std::string message = config_error([] { resolve_yaml("sample:\n  top_p: 0.9\n"); });
   EXPECT_EQ(message, std::string("run.yaml:2: unknown key sample.top_p (section 'sample' takes no keys in lire ") +
                          LIRE_VERSION + ")");
-  for (const char* section : {"sample", "rewards", "evolve"}) {
+  for (const char* section : {"sample", "evolve"}) {
     ConfigTree tree;
     tree.apply_override(std::string(section) + ".x=1");
     EXPECT_THAT(config_error([&] { resolve(tree); }),

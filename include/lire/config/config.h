@@ -12,6 +12,7 @@
 #include "lire/config/data_options.h"
 #include "lire/config/lora_options.h"
 #include "lire/config/model_options.h"
+#include "lire/config/rewards_options.h"
 #include "lire/config/runtime_options.h"
 #include "lire/config/train_options.h"
 #include "lire/losses/loss_options.h"
@@ -30,6 +31,7 @@ struct Config {
   TrainOptions train;
   EvalOptions eval;
   OutputOptions output;
+  RewardsOptions rewards;
   RuntimeOptions runtime;
 };
 

@@ -69,6 +69,8 @@ class SectionReader {
   SectionReader section(const std::string& key);
   // Marks a key as known without reading it (it is validated elsewhere).
   void allow(const std::string& key);
+  // The keys set in this section (null ones left out), sorted.
+  std::vector<std::string> keys() const;
 
   // Throws ConfigError for the first key (in sorted order) no getter asked for;
   // keys set to null read as absent and are never errors.

@@ -1,0 +1,69 @@
+// Reward sources by the name users give them in the `rewards:` section
+// (config/rewards_options.h): each scores every response of candidate lists,
+// one float per (prompt, response).
+//
+//   hf-seq-cls   a Llama sequence-classification reward model (LibTorch; made
+//                by the factory the caller passes, see sequence_classifier.h)
+//   exact-match  1 when the response equals the record's reference answer (or
+//                one of several), after optional normalisation; else 0
+//   regex        1 when the pattern matches the response; else 0
+//   length       1 when the response's length in characters lies in a window; else 0
+//   ensemble     the weighted mean of other sources' rewards
+//
+// Rule sources read text: a pre-tokenized list without response texts is a
+// DataError naming its file:line.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lire/config/rewards_options.h"
+#include "lire/data/candidate_list.h"
+
+namespace lire::rewards {
+
+// [list][response] rewards.
+using ListRewards = std::vector<std::vector<double>>;
+
+class RewardSource {
+ public:
+  explicit RewardSource(std::string name) : name_(std::move(name)) {}
+  virtual ~RewardSource() = default;
+  const std::string& name() const { return name_; }
+  virtual ListRewards score(const std::vector<data::CandidateList>& lists) = 0;
+
+ private:
+  std::string name_;
+};
+
+// A rule source (exact-match, regex, length) from its options.
+std::unique_ptr<RewardSource> make_rule_source(const config::RewardSourceOptions& options);
+
+// Builds hf-seq-cls sources (it needs LibTorch and the model's options).
+using ModelRewardFactory = std::function<std::unique_ptr<RewardSource>(const config::RewardSourceOptions&)>;
+
+// Every source of a `rewards:` section, scored together: members of an
+// ensemble are scored once and combined.
+class RewardSet {
+ public:
+  // Throws ConfigError for an hf-seq-cls source when `models` is empty.
+  RewardSet(const config::RewardsOptions& options, const ModelRewardFactory& models = {});
+  // Source names, sorted.
+  std::vector<std::string> names() const;
+  bool empty() const { return options_.sources.empty(); }
+  // name -> [list][response] for every source.
+  std::map<std::string, ListRewards> score(const std::vector<data::CandidateList>& lists);
+
+ private:
+  config::RewardsOptions options_;
+  std::map<std::string, std::unique_ptr<RewardSource>> sources_;  // every source but ensembles
+};
+
+// The text exact-match compares (trimmed, whitespace runs collapsed to one
+// space, ASCII lowercased when `normalize`).
+std::string normalize_answer(const std::string& text, bool normalize);
+
+}  // namespace lire::rewards
