@@ -1075,6 +1075,19 @@ TrainResult Trainer::run() {
     state_.best_metric = cfg_.output.keep_best;
   }
   metrics_.open((fs::path(run_dir_) / "metrics.jsonl").string(), resume_checkpoint_.empty() ? -1 : state_.step);
+  if (!resume_checkpoint_.empty()) {
+    // The last evaluation before the checkpoint, for the summary of a run that resumes at its end.
+    std::ifstream in((fs::path(run_dir_) / "metrics.jsonl").string());
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_object() || !j.contains("eval/loss")) continue;
+      last_eval_.clear();
+      for (auto it = j.begin(); it != j.end(); ++it)
+        if (it.key().rfind("eval/", 0) == 0 && it.key() != "eval/lists" && it.value().is_number())
+          last_eval_[it.key()] = it.value().get<double>();
+    }
+  }
 
   if (job_.progress && isatty(2)) progress_.emplace("train", total_steps_, true);
   if (progress_ && state_.step > 0) progress_->advance(state_.step);
