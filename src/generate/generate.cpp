@@ -23,19 +23,19 @@ std::uint64_t splitmix64(std::uint64_t x) {
 // A uniform double in [0, 1) from the top 53 bits (the same on every platform).
 double uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
-// Decodes one batch of prompts; `first` is the index of its first prompt.
-void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
-                    std::size_t first, std::size_t count, const GenerateOptions& o,
-                    const std::vector<std::uint64_t>& keys, const std::vector<std::int64_t>& eos, const StopCheck& stop,
-                    std::vector<std::vector<Generation>>& out) {
-  const auto device = model.head_weight().device();
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  const auto P = static_cast<std::int64_t>(count);
-  const std::int64_t K = o.num_samples;
-  const std::int64_t R = P * K;
-  const bool greedy = o.strategy == "greedy" || o.temperature == 0.0;
+// The state decoding continues from: prompts [first, first + count)
+// left-padded into one batch and prefilled once, each prompt's cache rows then
+// copied `rows_per_prompt` times (samples or beams) instead of prefilling again.
+struct Prefilled {
+  models::KVCache cache;
+  torch::Tensor attention;  // [rows, T] 1 for real tokens
+  torch::Tensor logits;     // [rows, V] at each row's last prompt token
+};
 
-  // Left-padded prompts, prefilled once.
+Prefilled prefill(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                  std::size_t first, std::size_t count, std::int64_t rows_per_prompt) {
+  const auto device = model.head_weight().device();
+  const auto P = static_cast<std::int64_t>(count);
   std::size_t T = 0;
   for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
   std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * T, 0), mask(static_cast<std::size_t>(P) * T, 0);
@@ -48,18 +48,35 @@ void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::
     }
   }
   const auto T64 = static_cast<std::int64_t>(T);
-  auto attention = torch::tensor(mask, torch::kLong).view({P, T64}).to(device);
-  models::KVCache cache;
-  auto hidden = model.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(device), attention, {}, &cache);
-  auto logits = model.logits(hidden.select(1, -1));  // [P, V]
-
-  // K rows a prompt: copy the prompt's cache rows instead of prefilling again.
-  if (K > 1) {
-    const auto rows = torch::arange(P, long_opts).repeat_interleave(K);
-    cache.select_rows(rows);
-    attention = attention.index_select(0, rows);
-    logits = logits.index_select(0, rows);
+  Prefilled out;
+  out.attention = torch::tensor(mask, torch::kLong).view({P, T64}).to(device);
+  const auto hidden =
+      model.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(device), out.attention, {}, &out.cache);
+  out.logits = model.logits(hidden.select(1, -1));
+  if (rows_per_prompt > 1) {
+    const auto rows =
+        torch::arange(P, torch::TensorOptions().dtype(torch::kLong).device(device)).repeat_interleave(rows_per_prompt);
+    out.cache.select_rows(rows);
+    out.attention = out.attention.index_select(0, rows);
+    out.logits = out.logits.index_select(0, rows);
   }
+  return out;
+}
+
+// Decodes one batch of prompts; `first` is the index of its first prompt.
+void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                    std::size_t first, std::size_t count, const GenerateOptions& o,
+                    const std::vector<std::uint64_t>& keys, const std::vector<std::int64_t>& eos, const StopCheck& stop,
+                    std::vector<std::vector<Generation>>& out) {
+  const auto device = model.head_weight().device();
+  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto P = static_cast<std::int64_t>(count);
+  const std::int64_t K = o.num_samples;
+  const std::int64_t R = P * K;
+  const bool greedy = o.strategy == "greedy" || o.temperature == 0.0;
+
+  auto [cache, attention, logits] = prefill(model, prompts, first, count, K);
+  torch::Tensor hidden;
 
   std::vector<std::mt19937_64> streams;
   if (!greedy) {
@@ -172,29 +189,8 @@ void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vect
   const std::int64_t R = P * NB;
   const double ninf = -std::numeric_limits<double>::infinity();
 
-  // Prefill the prompts once, then copy each prompt's cache to its beams.
-  std::size_t T = 0;
-  for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
-  std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * T, 0), mask(static_cast<std::size_t>(P) * T, 0);
-  for (std::size_t p = 0; p < count; ++p) {
-    const auto& prompt = prompts[first + p];
-    const std::size_t pad = T - prompt.size();
-    for (std::size_t t = 0; t < prompt.size(); ++t) {
-      ids[p * T + pad + t] = prompt[t];
-      mask[p * T + pad + t] = 1;
-    }
-  }
-  const auto T64 = static_cast<std::int64_t>(T);
-  auto attention = torch::tensor(mask, torch::kLong).view({P, T64}).to(device);
-  models::KVCache cache;
-  auto hidden = model.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(device), attention, {}, &cache);
-  auto logits = model.logits(hidden.select(1, -1));
-  {
-    const auto rows = torch::arange(P, long_opts).repeat_interleave(NB);
-    cache.select_rows(rows);
-    attention = attention.index_select(0, rows);
-    logits = logits.index_select(0, rows);
-  }
+  auto [cache, attention, logits] = prefill(model, prompts, first, count, NB);
+  torch::Tensor hidden;
 
   // Beam state by row (p * NB + g * BG + j). At the start only the first beam
   // of each group is live, so a group does not fill itself with copies.
