@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -484,6 +485,23 @@ std::string ConfigTree::to_yaml() const {
   std::string out;
   for (const auto& line : lines) out += line + "\n";
   return out;
+}
+
+void write_folder_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& fill) {
+  namespace fs = std::filesystem;
+  const fs::path out(path);
+  const fs::path tmp = out.parent_path() / str(out.filename().string(), ".tmp.", ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    fill(tmp.string());
+    if (fs::exists(out)) fs::remove_all(out);
+    fs::rename(tmp, out);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

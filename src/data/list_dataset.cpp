@@ -2,6 +2,8 @@
 // seeded split, epoch order and response subsampling. See list_dataset.h.
 #include "lire/data/list_dataset.h"
 
+#include "lire/core/portable_random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -16,23 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-// splitmix64's finaliser: a bijective mix of 64 bits.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// Uniform in [0, bound), bound > 0, by rejection (no modulo bias); the same on
-// every platform, unlike std::uniform_int_distribution.
-std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
-  const std::uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
-  for (;;) {
-    const std::uint64_t r = rng();
-    if (r >= threshold) return r % bound;
-  }
-}
 
 // Fisher-Yates, written out (std::shuffle's algorithm is implementation-defined).
 template <typename T>
@@ -164,7 +149,7 @@ std::pair<std::vector<std::size_t>, std::vector<std::size_t>> split_indices(std:
   const auto n_eval = static_cast<std::size_t>(std::llround(static_cast<double>(n) * eval_fraction));
   std::vector<std::size_t> perm(n);
   for (std::size_t i = 0; i < n; ++i) perm[i] = i;
-  std::mt19937_64 rng(mix(seed));
+  std::mt19937_64 rng(splitmix64(seed));
   fisher_yates(perm, rng);
   std::vector<std::size_t> eval(perm.begin(), perm.begin() + static_cast<std::ptrdiff_t>(n_eval));
   std::vector<std::size_t> train(perm.begin() + static_cast<std::ptrdiff_t>(n_eval), perm.end());
@@ -180,7 +165,7 @@ const std::vector<std::size_t>& EpochOrder::order(std::size_t epoch) {
   if (!shuffle_) return indices_;
   if (has_cache_ && cached_epoch_ == epoch) return cache_;
   cache_ = indices_;
-  std::mt19937_64 rng(seed_ ^ mix(static_cast<std::uint64_t>(epoch)));
+  std::mt19937_64 rng(seed_ ^ splitmix64(static_cast<std::uint64_t>(epoch)));
   fisher_yates(cache_, rng);
   cached_epoch_ = epoch;
   has_cache_ = true;
@@ -190,7 +175,7 @@ const std::vector<std::size_t>& EpochOrder::order(std::size_t epoch) {
 // ---------------------------------------------------------------- subsample
 
 std::uint64_t subsample_seed(std::uint64_t dataset_seed, std::size_t line) {
-  return mix(dataset_seed ^ mix(static_cast<std::uint64_t>(line)));
+  return splitmix64(dataset_seed ^ splitmix64(static_cast<std::uint64_t>(line)));
 }
 
 CandidateList subsample(const CandidateList& list, std::size_t k, std::uint64_t seed) {

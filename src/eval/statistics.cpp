@@ -2,6 +2,8 @@
 // docs/evaluation.md ("How each number is computed").
 #include "lire/eval/statistics.h"
 
+#include "lire/core/portable_random.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -48,16 +50,6 @@ unsigned half_points(Outcome outcome) {
     case Outcome::kLoss: return 0;
   }
   return 0;
-}
-
-// Uniform in [0, bound), bound > 0, by rejection (no modulo bias); the same on
-// every platform, unlike std::uniform_int_distribution (as in list_dataset.cpp).
-std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t bound) {
-  const std::uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
-  for (;;) {
-    const std::uint64_t r = rng();
-    if (r >= threshold) return r % bound;
-  }
 }
 
 // Type-7 quantile of already sorted, non-empty values.

@@ -9,19 +9,11 @@
 #include <torch/torch.h>
 
 #include "lire/core/error.h"
+#include "lire/core/portable_random.h"
 
 namespace lire::generate {
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// A uniform double in [0, 1) from the top 53 bits (the same on every platform).
-double uniform(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 
 // The state decoding continues from: prompts [first, first + count)
 // left-padded into one batch and prefilled once, each prompt's cache rows then
@@ -100,7 +92,7 @@ void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::
     } else {
       std::vector<double> u(static_cast<std::size_t>(R), 0.0);
       for (std::int64_t r = 0; r < R; ++r)
-        if (!done[r]) u[r] = uniform(streams[r]);  // finished rows draw nothing: streams stay per sample
+        if (!done[r]) u[r] = uniform_unit(streams[r]);  // finished rows draw nothing: streams stay per sample
       next = draw_tokens(filtered_logprobs(logits, o.temperature, o.top_k, o.top_p), u);
     }
     next = next.to(torch::kLong);

@@ -31,11 +31,11 @@ torch::Dtype save_dtype(const std::string& dtype, const std::string& config_dtyp
   throw ConfigError(str("export dtype '", dtype, "' is not one of auto, fp32, bf16, fp16"));
 }
 
-std::string hf_dtype_name(torch::Dtype d) {
-  return d == torch::kBFloat16 ? "bfloat16" : d == torch::kHalf ? "float16" : "float32";
-}
-
 }  // namespace
+
+std::string hf_dtype_name(torch::Dtype d) {
+  return d == torch::kFloat64 ? "float64" : d == torch::kBFloat16 ? "bfloat16" : d == torch::kHalf ? "float16" : "float32";
+}
 
 void save_hf_folder(torch::nn::Module& model, const std::string& source_folder, const std::string& output,
                     const ExportOptions& options) {
@@ -47,10 +47,8 @@ void save_hf_folder(torch::nn::Module& model, const std::string& source_folder, 
   if (fs::exists(out) && !fs::is_empty(out) && !options.overwrite)
     throw Error(str(output, ": exists and is not empty (choose another folder or overwrite)"));
 
-  const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp." + std::to_string(::getpid()));
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  try {
+  config::write_folder_atomically(output, [&](const std::string& tmp_folder) {
+    const fs::path tmp(tmp_folder);
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
     std::uint64_t total = 0;
     for (const auto& p : model.named_parameters()) {
@@ -67,13 +65,7 @@ void save_hf_folder(torch::nn::Module& model, const std::string& source_folder, 
     config::write_file_atomically((tmp / "config.json").string(), config.dump(2) + "\n");
     for (const char* name : kCopied)
       if (fs::exists(src / name)) fs::copy_file(src / name, tmp / name);
-    if (fs::exists(out)) fs::remove_all(out);
-    fs::rename(tmp, out);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+  });
 }
 
 void merge_adapter_to_folder(const std::string& model_folder, const std::string& adapter_folder,

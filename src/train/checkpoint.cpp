@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include <ATen/Context.h>
 #include <torch/torch.h>
 
+#include "lire/config/config_tree.h"
 #include "lire/core/error.h"
 #include "lire/io/safetensors.h"
 
@@ -106,23 +106,14 @@ void write_checkpoint(const std::string& run_dir, std::int64_t step,
                       const std::function<void(const std::string& folder)>& fill) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";
   fs::create_directories(dir);
+  // Temporary folders an interrupted save left behind.
   for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(entry.path());
-  std::random_device rd;
-  const fs::path tmp = dir / str(".tmp-", kStepPrefix, step, "-", rd());
-  fs::create_directories(tmp);
-  try {
-    fill(tmp.string());
-    if (!fs::exists(tmp / kStateFile))
-      throw Error(str("checkpoint ", tmp.string(), ": ", kStateFile, " was not written"));
-    const fs::path final_path = checkpoint_path(run_dir, step);
-    if (fs::exists(final_path)) fs::remove_all(final_path);
-    fs::rename(tmp, final_path);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(tmp, ec);
-    throw;
-  }
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove_all(entry.path());
+  config::write_folder_atomically(checkpoint_path(run_dir, step), [&](const std::string& tmp) {
+    fill(tmp);
+    if (!fs::exists(fs::path(tmp) / kStateFile))
+      throw Error(str("checkpoint ", tmp, ": ", kStateFile, " was not written"));
+  });
 }
 
 void prune_checkpoints(const std::string& run_dir, std::int64_t keep_last, std::int64_t keep_step) {

@@ -158,6 +158,10 @@ class Trainer {
   void prepare_run_directory();
   void open_data();
   void build_model();
+  // A fresh copy of the base model (model.path with model.adapter merged) on `device`.
+  models::LlamaForCausalLM load_base(const std::string& device) const;
+  // The dtype of adapters and log-prob computations: float64 for a float64 model, else float32.
+  torch::Dtype compute_dtype() const;
   void resolve_reference_mode();
   void prepare_split(Split& split, ReferenceTable* table);
   void prepare_reference_tables();
@@ -315,13 +319,21 @@ void Trainer::open_data() {
   if (train_split_.records.empty()) throw DataError(str(d.train, ": no training lists left"));
 }
 
-void Trainer::build_model() {
+models::LlamaForCausalLM Trainer::load_base(const std::string& device) const {
   models::LoadOptions load;
   load.dtype = cfg_.model.dtype;
-  load.device = cfg_.runtime.device;
+  load.device = device;
   load.adapter = cfg_.model.adapter;
+  return models::load_causal_lm(cfg_.model.path, load);
+}
+
+torch::Dtype Trainer::compute_dtype() const {
+  return (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+
+void Trainer::build_model() {
   if (cfg_.model.path.empty()) throw ConfigError("model.path: no model given (a Hugging Face model folder)");
-  model_ = models::load_causal_lm(cfg_.model.path, load);
+  model_ = load_base(cfg_.runtime.device);
   const auto& c = (*model_)->config();
   tokenizer_.emplace(cfg_.model.path, c.vocab_size, c.bos_token_id.value_or(-1));
   spdlog::info("model {}{}: {} layers, hidden {}, vocab {}, {}", cfg_.model.path,
@@ -624,11 +636,7 @@ void Trainer::prepare_reference_tables() {
       }
       // A full-fine-tuning resume needs the initial weights to recompute.
       if (!cfg_.lora.enabled && !resume_checkpoint_.empty() && !reference_model_) {
-        models::LoadOptions load;
-        load.dtype = cfg_.model.dtype;
-        load.device = cfg_.runtime.device;
-        load.adapter = cfg_.model.adapter;
-        reference_model_ = models::load_causal_lm(cfg_.model.path, load);
+        reference_model_ = load_base(cfg_.runtime.device);
         (*reference_model_)->eval();
       }
       const auto t0 = Clock::now();
@@ -683,10 +691,7 @@ bool Trainer::train_step() {
       mb.push_back(load_example(train_split_, records[j]));
     micro.push_back(std::move(mb));
   }
-  const auto compute_options =
-      torch::TensorOptions()
-          .dtype((*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32)
-          .device(device_);
+  const auto compute_options = torch::TensorOptions().dtype(compute_dtype()).device(device_);
   double den = 0, sft_den = 0;
   for (const auto& mb : micro) {
     torch::NoGradGuard no_grad;
@@ -889,11 +894,7 @@ void Trainer::save_checkpoint() {
       // config.json with torch_dtype naming the dtype the tensors were saved in.
       std::ifstream in((fs::path(cfg_.model.path) / "config.json").string());
       nlohmann::json hf = nlohmann::json::parse(in);
-      const auto dtype = (*model_)->head_weight().scalar_type();
-      hf["torch_dtype"] = dtype == torch::kFloat64   ? "float64"
-                          : dtype == torch::kBFloat16 ? "bfloat16"
-                          : dtype == torch::kFloat16  ? "float16"
-                                                      : "float32";
+      hf["torch_dtype"] = models::hf_dtype_name((*model_)->head_weight().scalar_type());
       config::write_file_atomically((f / "model" / "config.json").string(), hf.dump(2) + "\n");
     }
     torch::save(*optimizer_, (f / "optimizer.pt").string());
@@ -919,8 +920,7 @@ void Trainer::restore(const std::string& checkpoint) {
   if (cfg_.lora.enabled) {
     if (!fs::exists(f / "adapter"))
       throw Error(str(checkpoint, ": no adapter/ folder; was this run full fine-tuning (lora.enabled: false)?"));
-    const auto dtype = (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-    models::load_lora_adapter(**model_, (f / "adapter").string(), dtype);
+    models::load_lora_adapter(**model_, (f / "adapter").string(), compute_dtype());
   } else {
     if (!fs::exists(f / "model"))
       throw Error(str(checkpoint, ": no model/ folder; was this run a LoRA run (lora.enabled: true)?"));
@@ -936,33 +936,25 @@ void Trainer::restore(const std::string& checkpoint) {
 }
 
 void Trainer::write_final() {
-  const fs::path final_dir = fs::path(run_dir_) / "final";
-  const fs::path tmp = fs::path(run_dir_) / ".final.tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
   models::ExportOptions exp;
   exp.dtype = cfg_.output.dtype;
-  if (cfg_.lora.enabled) {
-    models::save_lora_adapter(**model_, (tmp / "adapter").string(), cfg_.lora, cfg_.model.path);
-    if (cfg_.output.merge) {
-      // Merge into a fresh copy so the trained model stays as it is.
-      models::LoadOptions load;
-      load.dtype = cfg_.model.dtype;
-      load.device = "cpu";
-      load.adapter = cfg_.model.adapter;
-      auto merged = models::load_causal_lm(cfg_.model.path, load);
-      const auto dtype = (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-      models::load_lora_adapter(*merged, (tmp / "adapter").string(), dtype);
-      models::merge_lora(*merged);
-      models::save_hf_folder(*merged, cfg_.model.path, (tmp / "merged").string(), exp);
+  config::write_folder_atomically((fs::path(run_dir_) / "final").string(), [&](const std::string& tmp_folder) {
+    const fs::path tmp(tmp_folder);
+    if (cfg_.lora.enabled) {
+      models::save_lora_adapter(**model_, (tmp / "adapter").string(), cfg_.lora, cfg_.model.path);
+      if (cfg_.output.merge) {
+        // Merge into a fresh copy so the trained model stays as it is.
+        auto merged = load_base("cpu");
+        models::load_lora_adapter(*merged, (tmp / "adapter").string(), compute_dtype());
+        models::merge_lora(*merged);
+        models::save_hf_folder(*merged, cfg_.model.path, (tmp / "merged").string(), exp);
+      }
+    } else {
+      models::save_hf_folder(**model_, cfg_.model.path, (tmp / "model").string(), exp);
     }
-  } else {
-    models::save_hf_folder(**model_, cfg_.model.path, (tmp / "model").string(), exp);
-  }
-  config::write_file_atomically((tmp / "config.yaml").string(), cfg_.tree.to_yaml());
-  config::write_file_atomically((tmp / "trainer_state.json").string(), state_.to_json().dump(2) + "\n");
-  fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
+    config::write_file_atomically((tmp / "config.yaml").string(), cfg_.tree.to_yaml());
+    config::write_file_atomically((tmp / "trainer_state.json").string(), state_.to_json().dump(2) + "\n");
+  });
 }
 
 // ------------------------------------------------------------------ run
@@ -1005,16 +997,11 @@ TrainResult Trainer::run() {
 
   // LoRA (or full fine-tuning), then the reference model where one is needed.
   if (reference_mode_ == ReferenceMode::kFrozenCopy) {
-    models::LoadOptions load;
-    load.dtype = cfg_.model.dtype;
-    load.device = cfg_.runtime.device;
-    load.adapter = cfg_.model.adapter;
-    reference_model_ = models::load_causal_lm(cfg_.model.path, load);
+    reference_model_ = load_base(cfg_.runtime.device);
     (*reference_model_)->eval();
     for (auto& p : (*reference_model_)->parameters()) p.set_requires_grad(false);
   }
-  const auto adapter_dtype =
-      (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  const auto adapter_dtype = compute_dtype();
   if (!resume_checkpoint_.empty()) {
     restore(resume_checkpoint_);
   } else if (cfg_.lora.enabled) {

@@ -326,7 +326,7 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStopTheRun) {
     EXPECT_FALSE(tensors_of(path + "/adapter/adapter_model.safetensors").empty());
   }
   for (const auto& entry : fs::directory_iterator(out + "/checkpoints"))
-    EXPECT_NE(entry.path().filename().string().rfind(".tmp", 0), 0u) << entry.path();
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << entry.path();
   EXPECT_FALSE(fs::exists(out + "/final"));
 }
 

@@ -5,6 +5,7 @@
 // the override) so that errors can name it.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -58,5 +59,11 @@ class ConfigTree {
 
 // Writes `text` to `path` atomically (temp file in the same folder, then rename).
 void write_file_atomically(const std::string& path, const std::string& text);
+
+// Writes a folder atomically: `fill` writes everything into a fresh sibling
+// "<path>.tmp.<pid>", which then replaces `path` (an existing folder there is
+// removed first). If `fill` throws, the temporary folder is removed and
+// `path` is left as it was.
+void write_folder_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& fill);
 
 }  // namespace lire::config

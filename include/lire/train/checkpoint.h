@@ -7,8 +7,8 @@
 //   checkpoints/step-N/   one complete checkpoint: adapter/ (PEFT) or model/
 //                         (HF folder), optimizer.pt, rng.safetensors,
 //                         trainer_state.json, config.yaml
-//   checkpoints/.tmp-*    a checkpoint being written (renamed when complete,
-//                         removed when found stale)
+//   checkpoints/step-N.tmp.<pid>  a checkpoint being written (renamed when
+//                         complete, removed when found stale)
 // A folder is a checkpoint only when its trainer_state.json exists: it is
 // written last inside the temporary folder, and the folder is renamed into
 // place, so an interrupted save never leaves a half checkpoint behind.
