@@ -73,6 +73,9 @@ Config resolve(const ConfigTree& tree) {
     } else if (name == "output") {
       SectionReader reader(tree, "output");
       cfg.output = read_output_options(reader);
+    } else if (name == "sample") {
+      SectionReader reader(tree, "sample");
+      cfg.sample = read_sample_options(reader);
     } else if (name == "rewards") {
       SectionReader reader(tree, "rewards");
       cfg.rewards = read_rewards_options(reader);
@@ -83,6 +86,18 @@ Config resolve(const ConfigTree& tree) {
       reject_keys(tree, name);
     }
   }
+  // Names that point into another section.
+  const auto check_sources = [&](const std::vector<std::string>& names, const std::string& key) {
+    for (const auto& n : names) {
+      if (cfg.rewards.find(n)) continue;
+      std::vector<std::string> known;
+      for (const auto& s : cfg.rewards.sources) known.push_back(s.name);
+      throw ConfigError(str(prefix(tree, key), key, ": '", n, "' is not a reward source of the rewards section",
+                            known.empty() ? std::string(" (it has none)") : did_you_mean(n, known)));
+    }
+  };
+  check_sources(cfg.sample.rewards, "sample.rewards");
+  check_sources(cfg.eval.rewards, "eval.rewards");
   return cfg;
 }
 

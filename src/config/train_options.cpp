@@ -44,6 +44,10 @@ EvalOptions read_eval_options(SectionReader& r) {
   o.at_start = r.boolean("at_start", o.at_start);
   o.batch_size = r.integer("batch_size", o.batch_size, 1, kMax);
   o.max_lists = r.integer("max_lists", o.max_lists, 0, kMax);
+  o.bootstrap = r.integer("bootstrap", o.bootstrap, 1, kMax);
+  o.confidence = r.number("confidence", o.confidence, {0.0, 1.0, true, true});
+  o.tie_tolerance = r.number("tie_tolerance", o.tie_tolerance, NumberRange::non_negative());
+  o.rewards = r.string_list("rewards", o.rewards);
   r.finish();
   return o;
 }

@@ -354,6 +354,9 @@ CandidateList parse_candidate_list(const json& record_as_read, const std::string
     if (has(record, "responses")) list.responses = string_list(record, "responses", where);
   } else if (!has(record, "prompt") && !has(record, "prompt_ids")) {
     where.fail("missing 'prompt' (and no candidates: expected 'responses', 'chosen'/'rejected' or 'suffix')");
+  } else if (opts.allow_prompt_only) {
+    list.format = RecordFormat::kCanonical;
+    if (has(record, "prompt")) list.prompt = string_field(record, "prompt", where);
   } else {
     where.fail("missing 'responses' (or 'chosen'/'rejected', 'suffix', 'responses_ids')");
   }
@@ -376,7 +379,8 @@ CandidateList parse_candidate_list(const json& record_as_read, const std::string
     list.responses_ids = std::move(ids);
   }
   const std::size_t k = list.size();
-  if (k == 0) where.fail("'responses' is an empty list");
+  if (k == 0 && !(opts.allow_prompt_only && !canonical && !paired && !pro))
+    where.fail("'responses' is an empty list");
 
   // Per-candidate fields, the same in every format.
   if (auto rewards = finite_numbers(record, "rewards", k, where)) list.rewards = std::move(rewards);
@@ -569,7 +573,7 @@ TokenizedList tokenize(const CandidateList& list, const Tokenizer& tokenizer, co
 
 TokenizedList tokenize_pretokenized(const CandidateList& list, std::int64_t vocab_size, std::int64_t bos_id,
                                     const TokenizeOptions& opts) {
-  if (!list.prompt_ids || !list.responses_ids)
+  if (needs_tokenizer(list))
     throw DataError(str(list.where(), ": the record holds text, and there is no tokenizer to encode it"));
   return tokenize_impl(list, nullptr, vocab_size, bos_id, opts);
 }

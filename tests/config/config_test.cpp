@@ -78,20 +78,52 @@ TEST(Config, UnknownSectionFromOverride) {
 }
 
 TEST(Config, KeysInSectionsNotImplementedYet) {
-  const std::string message = config_error([] { resolve_yaml("sample:\n  top_p: 0.9\n"); });
-  EXPECT_EQ(message, std::string("run.yaml:2: unknown key sample.top_p (section 'sample' takes no keys in lire ") +
+  const std::string message = config_error([] { resolve_yaml("evolve:\n  steps: 2\n"); });
+  EXPECT_EQ(message, std::string("run.yaml:2: unknown key evolve.steps (section 'evolve' takes no keys in lire ") +
                          LIRE_VERSION + ")");
-  for (const char* section : {"sample", "evolve"}) {
-    ConfigTree tree;
-    tree.apply_override(std::string(section) + ".x=1");
-    EXPECT_THAT(config_error([&] { resolve(tree); }),
-                AllOf(HasSubstr(std::string("unknown key ") + section + ".x"), HasSubstr("takes no keys")))
-        << section;
-  }
+  ConfigTree tree;
+  tree.apply_override("evolve.x=1");
+  EXPECT_THAT(config_error([&] { resolve(tree); }), AllOf(HasSubstr("unknown key evolve.x"), HasSubstr("takes no keys")));
   // An empty or null section is fine; a non-mapping one is not.
   EXPECT_NO_THROW(resolve_yaml("model: {}\nlora:\n"));
   EXPECT_EQ(config_error([] { resolve_yaml("model: /models/llama\n"); }),
             "run.yaml:1: model: expected a mapping, got string \"/models/llama\"");
+}
+
+TEST(Config, SampleSection) {
+  const Config cfg = resolve_yaml(
+      "sample:\n  strategy: diverse-beam\n  num_samples: 3\n  num_beams: 4\n  num_beam_groups: 2\n"
+      "  temperature: 0.7\n  top_k: 40\n  seed: 7\n  stop: \"\\n\\nHuman:\"\n  keep_human: true\n"
+      "  rewards: [rm]\nrewards:\n  rm: {type: length, max_chars: 10}\n");
+  EXPECT_EQ(cfg.sample.generate.strategy, "diverse-beam");
+  EXPECT_EQ(cfg.sample.generate.num_samples, 3);
+  EXPECT_EQ(cfg.sample.generate.num_beams, 4);
+  EXPECT_DOUBLE_EQ(cfg.sample.generate.temperature, 0.7);
+  EXPECT_EQ(cfg.sample.generate.top_k, 40);
+  EXPECT_EQ(cfg.sample.generate.seed, 7u);
+  EXPECT_EQ(cfg.sample.stop, std::vector<std::string>{"\n\nHuman:"});
+  EXPECT_TRUE(cfg.sample.keep_human);
+  EXPECT_EQ(cfg.sample.rewards, std::vector<std::string>{"rm"});
+  // Defaults are the generation engine's.
+  const Config plain = resolve_yaml("sample: {}\n");
+  EXPECT_EQ(plain.sample.generate.strategy, "sample");
+  EXPECT_EQ(plain.sample.generate.num_samples, 1);
+  EXPECT_FALSE(plain.sample.keep_human);
+  // Errors name the file, line and key, including the checks between keys.
+  EXPECT_EQ(config_error([] { resolve_yaml("sample:\n  strategy: nucleus\n"); }).substr(0, 29),
+            "run.yaml:2: sample.strategy: ");
+  EXPECT_THAT(config_error([] { resolve_yaml("sample:\n  strategy: beam\n  num_beams: 2\n  num_samples: 3\n"); }),
+              HasSubstr("sample.num_samples: 3 responses need at least as many beams"));
+  EXPECT_THAT(config_error([] { resolve_yaml("sample:\n  strategy: diverse-beam\n  num_beams: 4\n  num_beam_groups: 3\n"); }),
+              AllOf(HasSubstr("run.yaml:4: sample.num_beam_groups"), HasSubstr("dividing")));
+  EXPECT_THAT(config_error([] { resolve_yaml("sample:\n  top_p: 0\n"); }), HasSubstr("sample.top_p"));
+  EXPECT_THAT(config_error([] { resolve_yaml("sample:\n  stop: [\"\"]\n"); }), HasSubstr("must not be empty"));
+  EXPECT_THAT(config_error([] { resolve_yaml("sample:\n  temprature: 0.5\n"); }),
+              AllOf(HasSubstr("sample.temprature"), HasSubstr("temperature")));
+  // Reward names must exist in the rewards section.
+  EXPECT_EQ(config_error([] { resolve_yaml("sample:\n  rewards: [rn]\nrewards:\n  rm: {type: length}\n"); }),
+            "run.yaml:2: sample.rewards: 'rn' is not a reward source of the rewards section; did you mean rm?");
+  EXPECT_THAT(config_error([] { resolve_yaml("eval:\n  rewards: x\n"); }), HasSubstr("eval.rewards: 'x' is not a reward source of the rewards section (it has none)"));
 }
 
 TEST(Config, LoraSection) {

@@ -511,6 +511,31 @@ TEST(CandidateList, PretokenizedListsNeedNoTokenizer) {
   EXPECT_THROW(folder.tokenize(text, {}), lire::Error);
 }
 
+TEST(CandidateList, PromptOnlyRecordsReadAsEmptyListsWhenAllowed) {
+  ReadOptions opts;
+  opts.allow_prompt_only = true;
+  const auto text = parse_candidate_list(nlohmann::json::parse(R"({"id": 5, "prompt": "hi", "reference": "x"})"),
+                                         "p.jsonl", 2, opts);
+  EXPECT_EQ(text.size(), 0u);
+  EXPECT_EQ(text.prompt, "hi");
+  EXPECT_EQ(text.id, "5");
+  EXPECT_TRUE(needs_tokenizer(text));
+  const auto ids = parse_candidate_list(nlohmann::json::parse(R"({"prompt_ids": [1, 4]})"), "p.jsonl", 3, opts);
+  EXPECT_FALSE(needs_tokenizer(ids));  // pre-tokenized prompt and no response text
+  const auto t = tokenize_pretokenized(ids, 16, 1);
+  EXPECT_EQ(t.prompt_ids, (std::vector<std::int64_t>{1, 4}));
+  EXPECT_TRUE(t.response_ids.empty());
+  // Without the option, and for empty candidate lists even with it, the record is an error.
+  EXPECT_THAT(lire::testing::error_message<lire::DataError>(
+                  [] { parse_candidate_list(nlohmann::json::parse(R"({"prompt": "hi"})"), "p.jsonl", 4); }),
+              HasSubstr("p.jsonl:4: missing 'responses'"));
+  EXPECT_THAT(lire::testing::error_message<lire::DataError>([&] {
+                parse_candidate_list(nlohmann::json::parse(R"({"prompt": "hi", "responses": []})"), "p.jsonl", 5, opts);
+              }),
+              HasSubstr("p.jsonl:5: 'responses' is an empty list"));
+  EXPECT_THROW(parse_candidate_list(nlohmann::json::parse(R"({"input": "x"})"), "p.jsonl", 6, opts), lire::DataError);
+}
+
 // ------------------------------------------------------------------ max_length
 
 // ids of a pre-tokenized list: prompt [1 5 6 7] (1 = BOS), responses of 5, 2 and 3 tokens.

@@ -14,6 +14,7 @@
 #include "lire/config/model_options.h"
 #include "lire/config/rewards_options.h"
 #include "lire/config/runtime_options.h"
+#include "lire/config/sample_options.h"
 #include "lire/config/train_options.h"
 #include "lire/losses/loss_options.h"
 
@@ -31,6 +32,7 @@ struct Config {
   TrainOptions train;
   EvalOptions eval;
   OutputOptions output;
+  SampleOptions sample;
   RewardsOptions rewards;
   RuntimeOptions runtime;
 };

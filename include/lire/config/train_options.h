@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lire::config {
 
@@ -55,6 +56,16 @@ struct EvalOptions {
   std::int64_t batch_size = 8;
   // Evaluate on at most this many lists (the first ones); 0 = all.
   std::int64_t max_lists = 0;
+
+  // lire-eval (docs/evaluation.md):
+  // Bootstrap resamples of the prompts for the win-rate confidence intervals.
+  std::int64_t bootstrap = 1000;
+  // Confidence level of those intervals, in (0, 1).
+  double confidence = 0.95;
+  // Rewards within this distance of each other are a tie (counts 0.5).
+  double tie_tolerance = 0.0;
+  // Reward sources (names in the rewards section) to score with; empty = all of them.
+  std::vector<std::string> rewards;
 };
 
 struct OutputOptions {

@@ -84,6 +84,9 @@ struct ReadOptions {
   // data.fields: a record's field names -> canonical names ({"question": "prompt"}),
   // applied to each record before it is read; empty = the names as documented.
   std::map<std::string, std::string> fields;
+  // Accept records with a prompt and no candidates (lire-sample's and lire-eval's
+  // prompt files): they read as lists of size 0.
+  bool allow_prompt_only = false;
 };
 
 struct ReadStats {
@@ -189,7 +192,9 @@ TokenizedList tokenize_pretokenized(const CandidateList& list, std::int64_t voca
                                     const TokenizeOptions& opts = {});
 
 // Whether a list needs a tokenizer (it holds text rather than ids).
-inline bool needs_tokenizer(const CandidateList& list) { return !(list.prompt_ids && list.responses_ids); }
+inline bool needs_tokenizer(const CandidateList& list) {
+  return !list.prompt_ids || (!list.responses_ids && !list.responses.empty());
+}
 
 // A model folder's tokenizer, loaded the first time a list holds text, so that
 // pre-tokenized data works with folders that ship no tokenizer.model.
