@@ -17,7 +17,11 @@ int main(int argc, char** argv) {
     app.add_option("--policy", args.policy, "policy model folder: adds ref_logps and ref_token_counts");
     app.add_option("--adapter", args.adapter, "PEFT LoRA adapter folder for the policy (merged at load)");
     app.add_option("--reward-model", args.reward_models,
-                   "[NAME=]DIR of a sequence-classification reward model: adds rewards (several: rewards_NAME)");
+                   "[NAME=]DIR of a sequence-classification reward model: adds rewards (several: rewards_NAME)")
+        ->allow_extra_args(false);
+    app.add_option("--reward", args.rewards,
+                   "NAME of a reward source of the config's rewards section (repeatable; before --reward-model)")
+        ->allow_extra_args(false);
     app.add_flag("--overwrite", args.overwrite, "replace fields the input already has");
     app.add_flag("--resume", args.resume, "continue an interrupted run from OUTPUT.partial");
     app.add_option("--batch-size", args.batch_size, "lists per batch")->check(CLI::PositiveNumber);

@@ -48,6 +48,7 @@ int run(const Tool& tool, int argc, char** argv) {
       where.override = str("--threads ", threads);
       tree.set("runtime.threads", threads, where);
     }
+    if (tool.configure) tool.configure(tree);
     config::Config cfg = config::resolve(tree);
     if (print_config) {
       std::cout << cfg.tree.to_yaml();
@@ -63,6 +64,33 @@ int run(const Tool& tool, int argc, char** argv) {
     std::cerr << tool.name << ": error: " << e.what() << std::endl;
     return 1;
   }
+}
+
+void SampleFlags::add(CLI::App& app) {
+  app.add_option("--strategy", strategy_, "sample.strategy: greedy | sample | beam | diverse-beam");
+  app.add_option("--num-samples", num_samples_, "sample.num_samples: responses per prompt");
+  app.add_option("--max-new-tokens", max_new_tokens_, "sample.max_new_tokens");
+  app.add_option("--temperature", temperature_, "sample.temperature");
+  app.add_option("--top-k", top_k_, "sample.top_k (0 = off)");
+  app.add_option("--top-p", top_p_, "sample.top_p (1 = off)");
+  app.add_option("--seed", seed_, "sample.seed");
+}
+
+void SampleFlags::apply(config::ConfigTree& tree) const {
+  const auto set = [&](const char* flag, const char* key, const auto& value) {
+    if (!value) return;
+    config::Location where;
+    const nlohmann::json v = *value;
+    where.override = str(flag, " ", v.is_string() ? v.get<std::string>() : v.dump());
+    tree.set(std::string("sample.") + key, v, where);
+  };
+  set("--strategy", "strategy", strategy_);
+  set("--num-samples", "num_samples", num_samples_);
+  set("--max-new-tokens", "max_new_tokens", max_new_tokens_);
+  set("--temperature", "temperature", temperature_);
+  set("--top-k", "top_k", top_k_);
+  set("--top-p", "top_p", top_p_);
+  set("--seed", "seed", seed_);
 }
 
 }  // namespace lire::cli

@@ -107,6 +107,7 @@ void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::
       g.logprob += lp[r];
       if (std::find(eos.begin(), eos.end(), tok[r]) != eos.end()) {
         g.finish = "eos";
+        g.eos_id = tok[r];
       } else {
         g.ids.push_back(tok[r]);
         feed[r] = tok[r];
@@ -135,6 +136,7 @@ struct Hypothesis {
   std::vector<std::int64_t> ids;
   double score = 0, model_logprob = 0;
   std::string finish;
+  std::int64_t eos_id = -1;
 };
 
 // The best `capacity` finished hypotheses of one beam group (HF BeamHypotheses).
@@ -152,10 +154,11 @@ struct Hypotheses {
   double score_of(double sum_logprobs, std::size_t generated) const {
     return sum_logprobs / std::pow(static_cast<double>(std::max<std::size_t>(generated, 1)), length_penalty);
   }
-  void add(std::vector<std::int64_t> ids, double sum_logprobs, double model_logprob, const std::string& finish) {
+  void add(std::vector<std::int64_t> ids, double sum_logprobs, double model_logprob, const std::string& finish,
+           std::int64_t eos_id = -1) {
     const double score = score_of(sum_logprobs, ids.size());
     if (kept.size() < capacity || score > worst()) {
-      kept.push_back({std::move(ids), score, model_logprob, finish});
+      kept.push_back({std::move(ids), score, model_logprob, finish, eos_id});
       if (kept.size() > capacity) {
         auto it = std::min_element(kept.begin(), kept.end(),
                                    [](const Hypothesis& a, const Hypothesis& b) { return a.score < b.score; });
@@ -233,7 +236,7 @@ void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vect
           if (!std::isfinite(cand[order[rank]])) break;
           const double model_lp = beam_model[src] + lp[src * V + v];
           if (is_eos(v)) {
-            if (rank < BG) h.add(beam_ids[src], cand[order[rank]], model_lp, "eos");
+            if (rank < BG) h.add(beam_ids[src], cand[order[rank]], model_lp, "eos", v);
             continue;
           }
           std::vector<std::int64_t> grown = beam_ids[src];
@@ -286,6 +289,7 @@ void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vect
       dst[k].logprob = all[k].model_logprob;
       dst[k].score = all[k].score;
       dst[k].finish = all[k].finish;
+      dst[k].eos_id = all[k].eos_id;
     }
   }
 }

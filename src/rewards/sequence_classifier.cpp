@@ -35,7 +35,7 @@ std::vector<double> score_sequences(models::LlamaForSequenceClassificationImpl& 
 SequenceClassifierReward::SequenceClassifierReward(std::string name, const std::string& folder,
                                                    const models::LoadOptions& load, data::TokenizeOptions tokenize,
                                                    int64_t max_sequences)
-    : name_(std::move(name)),
+    : RewardSource(std::move(name)),
       folder_(folder),
       model_(models::load_sequence_classifier(folder, load)),
       tokenize_(std::move(tokenize)),
@@ -46,7 +46,7 @@ SequenceClassifierReward::SequenceClassifierReward(std::string name, const std::
   tokenizer_ = std::make_unique<data::FolderTokenizer>(folder, c.vocab_size, c.bos_token_id.value_or(-1));
 }
 
-std::vector<std::vector<double>> SequenceClassifierReward::score(const std::vector<data::CandidateList>& lists) {
+ListRewards SequenceClassifierReward::score(const std::vector<data::CandidateList>& lists) {
   std::vector<std::vector<int64_t>> sequences;
   last_tokens_ = 0;
   for (const auto& list : lists) {
@@ -66,6 +66,13 @@ std::vector<std::vector<double>> SequenceClassifierReward::score(const std::vect
     i += list.size();
   }
   return out;
+}
+
+ModelRewardFactory sequence_classifier_factory(const models::LoadOptions& load, const data::TokenizeOptions& tokenize,
+                                               int64_t max_sequences) {
+  return [=](const config::RewardSourceOptions& o) -> std::unique_ptr<RewardSource> {
+    return std::make_unique<SequenceClassifierReward>(o.name, o.path, load, tokenize, max_sequences);
+  };
 }
 
 }  // namespace lire::rewards

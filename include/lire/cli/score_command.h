@@ -14,7 +14,8 @@ struct ScoreArgs {
   std::string output;                      // output JSONL
   std::string policy;                      // policy folder (overrides model.path); "" = no ref_logps
   std::string adapter;                     // PEFT adapter for the policy (overrides model.adapter)
-  std::vector<std::string> reward_models;  // "[NAME=]DIR", in order
+  std::vector<std::string> reward_models;  // "[NAME=]DIR", in order (after `rewards`)
+  std::vector<std::string> rewards;        // reward sources of the config's rewards section, in order
   bool overwrite = false;                  // replace fields the input already has
   bool resume = false;                     // continue from <output>.partial
   int64_t batch_size = 8;                  // lists per batch

@@ -38,6 +38,7 @@ struct Generation {
   double logprob = 0.0;           // sum of log p_model(token) at temperature 1, unfiltered (EOS included)
   double score = 0.0;             // beams: the hypothesis score that ranked it (0 otherwise)
   std::string finish;             // "eos", "stop" (the stop callback) or "length"
+  std::int64_t eos_id = -1;       // the EOS token that ended it (finish "eos"), else -1
 };
 
 // Called after each new token of a row with (prompt index, sample index, ids so

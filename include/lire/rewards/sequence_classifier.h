@@ -13,33 +13,37 @@
 #include "lire/data/tokenizer.h"
 #include "lire/models/llama.h"
 #include "lire/models/weights.h"
+#include "lire/rewards/reward_source.h"
 
 namespace lire::rewards {
 
-class SequenceClassifierReward {
+class SequenceClassifierReward : public RewardSource {
  public:
   // `name` labels the output field (rewards_<name>).
   SequenceClassifierReward(std::string name, const std::string& folder, const models::LoadOptions& load,
                            data::TokenizeOptions tokenize, int64_t max_sequences);
 
-  const std::string& name() const { return name_; }
   const std::string& folder() const { return folder_; }
 
   // One score per response of each list ([list][response]); tokens are the
   // lists' pre-tokenized ids when given, else the reward model's tokenizer.
-  std::vector<std::vector<double>> score(const std::vector<data::CandidateList>& lists);
+  ListRewards score(const std::vector<data::CandidateList>& lists) override;
 
   // Response tokens scored by the last call (for throughput figures).
   int64_t last_token_count() const { return last_tokens_; }
 
  private:
-  std::string name_, folder_;
+  std::string folder_;
   models::LlamaForSequenceClassification model_{nullptr};
   std::unique_ptr<data::FolderTokenizer> tokenizer_;
   data::TokenizeOptions tokenize_;
   int64_t max_sequences_;
   int64_t last_tokens_ = 0;
 };
+
+// Makes the hf-seq-cls sources of a `rewards` section (RewardSet's factory).
+ModelRewardFactory sequence_classifier_factory(const models::LoadOptions& load, const data::TokenizeOptions& tokenize,
+                                               int64_t max_sequences);
 
 // Scores [N] of right-padded sequences, `max_sequences` per forward pass.
 std::vector<double> score_sequences(models::LlamaForSequenceClassificationImpl& model,

@@ -1,0 +1,120 @@
+#include "lire/cli/scoring.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "lire/core/error.h"
+#include "lire/rewards/sequence_classifier.h"
+
+namespace lire::cli {
+
+namespace fs = std::filesystem;
+
+RewardModelSpec parse_reward_model(const std::string& spec) {
+  const auto eq = spec.find('=');
+  RewardModelSpec r;
+  if (eq == std::string::npos) {
+    r.folder = spec;
+    r.name = fs::path(spec).lexically_normal().filename().string();
+    if (r.name.empty()) r.name = fs::path(spec).lexically_normal().parent_path().filename().string();
+  } else {
+    r.name = spec.substr(0, eq);
+    r.folder = spec.substr(eq + 1);
+  }
+  LIRE_CHECK(!r.name.empty() && !r.folder.empty(), "--reward-model '", spec, "': expected [NAME=]DIR");
+  for (char c : r.name)
+    LIRE_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.',
+               "--reward-model '", spec, "': NAME may hold letters, digits, '_', '-', '.'");
+  return r;
+}
+
+Scorer::Scorer(const config::Config& cfg, const std::vector<std::string>& names,
+               const std::vector<std::string>& reward_models, int64_t max_sequences) {
+  config::RewardsOptions chosen;
+  const auto add = [&](const config::RewardSourceOptions& o) {
+    if (std::find(order_.begin(), order_.end(), o.name) != order_.end()) return;
+    order_.push_back(o.name);
+    chosen.sources.push_back(o);
+  };
+  for (const auto& name : names) {
+    const auto* o = cfg.rewards.find(name);
+    LIRE_CHECK(o, "'", name, "' is not a reward source of the rewards section");
+    add(*o);
+    // An ensemble needs its members in the set (they are not output unless named).
+    for (const auto& [member, weight] : o->weights)
+      if (!std::any_of(chosen.sources.begin(), chosen.sources.end(),
+                       [&](const auto& s) { return s.name == member; }))
+        chosen.sources.push_back(*cfg.rewards.find(member));
+  }
+  for (const auto& spec : reward_models) {
+    const auto rm = parse_reward_model(spec);
+    LIRE_CHECK(std::none_of(chosen.sources.begin(), chosen.sources.end(),
+                            [&](const auto& s) { return s.name == rm.name; }),
+               "two reward sources are named '", rm.name, "'; name the model NAME=DIR");
+    config::RewardSourceOptions o;
+    o.name = rm.name;
+    o.type = "hf-seq-cls";
+    o.path = rm.folder;
+    add(o);
+  }
+  if (order_.empty()) return;
+  std::sort(chosen.sources.begin(), chosen.sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  models::LoadOptions load;
+  load.dtype = cfg.model.dtype;
+  load.device = cfg.runtime.device;
+  set_ = std::make_unique<rewards::RewardSet>(
+      chosen, rewards::sequence_classifier_factory(load, data::tokenize_options(cfg.data), max_sequences));
+  for (const auto& s : chosen.sources)
+    if (s.type == "hf-seq-cls") spdlog::info("reward model '{}' from {}", s.name, s.path);
+}
+
+Scorer::~Scorer() = default;
+
+std::map<std::string, rewards::ListRewards> Scorer::score(const std::vector<data::CandidateList>& lists) {
+  if (!set_) return {};
+  return set_->score(lists);
+}
+
+data::CandidateList scoring_list(const data::CandidateList& list, std::vector<std::string> texts,
+                                 std::vector<std::vector<std::int64_t>> ids) {
+  data::CandidateList out;
+  out.id = list.id;
+  out.prompt = list.prompt;
+  out.input = list.input;
+  out.system = list.system;
+  if (list.prompt.empty()) out.prompt_ids = list.prompt_ids;
+  if (ids.empty())
+    out.responses = std::move(texts);
+  else
+    out.responses_ids = std::move(ids);
+  out.format = list.format;
+  out.raw = list.raw;
+  out.file = list.file;
+  out.line = list.line;
+  return out;
+}
+
+void set_field(nlohmann::json& record, const data::CandidateList& list, const std::string& field,
+               nlohmann::json value, bool overwrite) {
+  if (record.contains(field) && !overwrite)
+    throw DataError(str(list.where(), ": field '", field, "' is already there; pass --overwrite to replace it"));
+  record[field] = std::move(value);
+}
+
+void annotate_rewards(std::vector<nlohmann::json>& records, const std::vector<data::CandidateList>& lists,
+                      const std::vector<std::string>& order,
+                      const std::map<std::string, rewards::ListRewards>& scores, bool overwrite) {
+  for (std::size_t m = 0; m < order.size(); ++m) {
+    const auto& table = scores.at(order[m]);
+    for (std::size_t b = 0; b < records.size(); ++b) {
+      if (order.size() > 1) set_field(records[b], lists[b], "rewards_" + order[m], table[b], overwrite);
+      if (m == 0) set_field(records[b], lists[b], "rewards", table[b], overwrite);
+    }
+  }
+}
+
+}  // namespace lire::cli
