@@ -100,6 +100,48 @@ expect_fail "lire-score existing field" "scored.jsonl:1: field 'ref_logps' is al
 expect_fail "lire-score bad folder" "config.json" "$SCORE" --data "$TMP/lists.jsonl" --output "$TMP/z.jsonl" --policy "$TMP"
 [ ! -e "$TMP/y.jsonl" ] && [ ! -e "$TMP/z.jsonl" ]; check "failed runs write no output" $?
 
+# lire-sample and lire-eval: the loop on the tiny fixture (sample -> train on
+# the pool -> evaluate the adapter against the base policy's responses)
+SAMPLE="$BIN/lire-sample"
+EVAL="$BIN/lire-eval"
+"$SAMPLE" --version | grep -qE '^lire-sample [0-9]'; check "lire-sample --version" $?
+"$EVAL" --version | grep -qE '^lire-eval [0-9]'; check "lire-eval --version" $?
+head -12 "$ROOT/configs/data/tiny/train.jsonl" >"$TMP/prompts.jsonl"
+RULE=('rewards.short={type: length, max_chars: 12}')
+"$SAMPLE" --data "$TMP/prompts.jsonl" --output "$TMP/pool.jsonl" --policy "$FIX/llama_tiny" --num-samples 3 \
+  --max-new-tokens 6 --temperature 0.9 --top-k 40 --seed 3 --reward short --no-progress "${RULE[@]}" >"$TMP/sample.out" 2>&1
+check "lire-sample exit" $?
+[ "$(wc -l <"$TMP/pool.jsonl")" -eq 12 ]; check "lire-sample writes one pool per prompt" $?
+grep -q '"responses_ids"' "$TMP/pool.jsonl" && grep -q '"rewards"' "$TMP/pool.jsonl"; check "pools carry token ids and rewards" $?
+grep -q "generated tokens/s" "$TMP/sample.out"; check "lire-sample prints throughput" $?
+[ ! -e "$TMP/pool.jsonl.partial" ]; check "lire-sample leaves no partial file" $?
+"$SAMPLE" --data "$TMP/prompts.jsonl" --output "$TMP/pool2.jsonl" --policy "$FIX/llama_tiny" --num-samples 3 \
+  --max-new-tokens 6 --temperature 0.9 --top-k 40 --seed 3 --reward short --no-progress "${RULE[@]}" sample.batch_prompts=5 >/dev/null 2>&1
+cmp -s <(python3 -c 'import json,sys; [print(json.loads(l)["responses_ids"]) for l in open(sys.argv[1])]' "$TMP/pool.jsonl") \
+       <(python3 -c 'import json,sys; [print(json.loads(l)["responses_ids"]) for l in open(sys.argv[1])]' "$TMP/pool2.jsonl")
+check "lire-sample: same seed, same pool at another batch size" $?
+expect_fail "lire-sample bad strategy" "sample.strategy" "$SAMPLE" --data "$TMP/prompts.jsonl" --output "$TMP/p3.jsonl" \
+  --policy "$FIX/llama_tiny" --strategy nucleus
+"$SAMPLE" --data "$TMP/prompts.jsonl" --output "$TMP/p4.jsonl" --policy "$FIX/llama_tiny" --top-k >/dev/null 2>&1
+[ $? -eq 2 ]; check "lire-sample usage error exits 2" $?
+[ ! -e "$TMP/p3.jsonl" ] && [ ! -e "$TMP/p4.jsonl" ]; check "failed lire-sample runs write no output" $?
+"$BIN/lire-train" --config "$ROOT/configs/tiny.yaml" "model.path=$FIX/llama_tiny" "data.train=$TMP/pool.jsonl" \
+  data.eval=null output.keep_best=null train.max_steps=2 --threads 1 --output "$TMP/pool-run" >/dev/null 2>&1
+check "lire-train trains on a lire-sample pool" $?
+"$SAMPLE" --data "$TMP/prompts.jsonl" --output "$TMP/base.jsonl" --policy "$FIX/llama_tiny" --strategy greedy \
+  --max-new-tokens 6 --no-progress >/dev/null 2>&1
+"$EVAL" --data "$TMP/prompts.jsonl" --output "$TMP/report" --policy "$FIX/llama_tiny" --adapter "$TMP/pool-run/final/adapter" \
+  --baseline "$TMP/base.jsonl" --reference "$FIX/llama_tiny" --strategy greedy --max-new-tokens 6 --no-progress \
+  "${RULE[@]}" >"$TMP/eval.out" 2>&1
+check "lire-eval exit" $?
+[ -f "$TMP/report/report.json" ] && [ -f "$TMP/report/report.md" ] && [ "$(wc -l <"$TMP/report/examples.jsonl")" -eq 12 ]
+check "lire-eval writes report.json, report.md, examples.jsonl" $?
+grep -q "| short |" "$TMP/eval.out" && grep -q "KL(pi || pi_ref)" "$TMP/eval.out"; check "lire-eval prints the table and KL" $?
+expect_fail "lire-eval into a used folder" "pass --overwrite" "$EVAL" --data "$TMP/prompts.jsonl" --output "$TMP/report" \
+  --responses "$TMP/pool.jsonl" "${RULE[@]}"
+expect_fail "lire-eval policy and responses" "not both" "$EVAL" --data "$TMP/prompts.jsonl" --output "$TMP/r9" \
+  --responses "$TMP/pool.jsonl" --policy "$FIX/llama_tiny" "${RULE[@]}"
+
 # lire-merge: an HF folder out, one-line errors
 MERGE="$BIN/lire-merge"
 "$MERGE" --model "$FIX/llama_tiny" --adapter "$FIX/llama_tiny_lora" --output "$TMP/merged" >/dev/null
