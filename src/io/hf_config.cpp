@@ -1,7 +1,7 @@
-// config.json of a Hugging Face model folder to LlamaConfig. Defaults are
-// those of transformers' LlamaConfig / MistralConfig (chosen by model_type,
-// else by the architecture); only the keys lire reads are validated, the many
-// other keys HF configs carry are left alone.
+// config.json of a Hugging Face model folder to LlamaConfig or T5Config.
+// Defaults are those of transformers' LlamaConfig / MistralConfig (chosen by
+// model_type, else by the architecture) and T5Config; only the keys lire reads
+// are validated, the many other keys HF configs carry are left alone.
 #include "lire/io/hf_config.h"
 
 #include <algorithm>
@@ -257,6 +257,91 @@ LlamaConfig parse_llama_config(const json& config, const std::string& file) {
 LlamaConfig read_llama_config(const std::string& folder_or_file) {
   const std::string file = detail::file_in_folder(folder_or_file, "config.json");
   return parse_llama_config(detail::read_json_object<json>(file), file);
+}
+
+T5Config parse_t5_config(const json& config, const std::string& file) {
+  if (!config.is_object())
+    throw ConfigError(str(file, ": expected a JSON object at the top level, got ", detail::describe_json(config)));
+  const Fields f(config, file);
+  T5Config c;
+
+  // --- architecture
+  const std::string architecture = first_architecture(f);
+  const std::string model_type = model_type_of(f);
+  if (architecture.empty() && model_type.empty())
+    f.fail("architectures", str("missing, and no model_type either (supported: ", join(kT5Architectures), ")"));
+  if (!architecture.empty() && !contains(kT5Architectures, architecture))
+    f.fail("architectures", str("'", architecture, "' is not a T5 model (supported: ", join(kT5Architectures), ")",
+                                did_you_mean(architecture, kT5Architectures)));
+  if (!model_type.empty() && model_type != "t5")
+    f.fail("model_type", str("'", model_type, "' is not supported with T5 (supported: t5)"));
+
+  // --- sizes
+  c.vocab_size = f.positive_integer("vocab_size", 32128);
+  c.d_model = f.positive_integer("d_model", 512);
+  c.d_kv = f.positive_integer("d_kv", 64);
+  c.d_ff = f.positive_integer("d_ff", 2048);
+  c.num_layers = f.positive_integer("num_layers", 6);
+  // HF: num_decoder_layers None -> num_layers.
+  c.num_decoder_layers = f.has("num_decoder_layers") ? f.positive_integer("num_decoder_layers", 0) : c.num_layers;
+  c.num_heads = f.positive_integer("num_heads", 8);
+  c.relative_attention_num_buckets = f.positive_integer("relative_attention_num_buckets", 32);
+  c.relative_attention_max_distance = f.positive_integer("relative_attention_max_distance", 128);
+  // The bucket function puts half the buckets (a quarter in the encoder) on
+  // exact offsets and spreads the rest logarithmically up to max_distance.
+  if (c.relative_attention_num_buckets < 4)
+    f.fail("relative_attention_num_buckets", str("must be at least 4, got ", c.relative_attention_num_buckets));
+  if (c.relative_attention_max_distance <= c.relative_attention_num_buckets / 2)
+    f.fail("relative_attention_max_distance",
+           str(c.relative_attention_max_distance, " must exceed relative_attention_num_buckets / 2 (",
+               c.relative_attention_num_buckets / 2, ") for logarithmic buckets"));
+
+  // --- numerics
+  c.layer_norm_epsilon = f.positive_number("layer_norm_epsilon", 1e-6);
+  // HF T5Config: "ACT" or "gated-ACT"; "gated-gelu" means gelu_new.
+  c.feed_forward_proj = f.string("feed_forward_proj", "relu");
+  const std::string& proj = c.feed_forward_proj;
+  const std::size_t dash = proj.find('-');
+  if (dash == std::string::npos) {
+    c.dense_act_fn = proj;
+    c.is_gated_act = false;
+  } else {
+    if (proj.compare(0, dash, "gated") != 0 || proj.find('-', dash + 1) != std::string::npos)
+      f.fail("feed_forward_proj", str("'", proj, "' is not of the form ACT or gated-ACT (e.g. relu, gated-gelu)"));
+    c.dense_act_fn = proj.substr(dash + 1);
+    c.is_gated_act = true;
+  }
+  if (proj == "gated-gelu") c.dense_act_fn = "gelu_new";
+  // Keys HF writes next to feed_forward_proj; when present they win (PretrainedConfig sets them last).
+  c.dense_act_fn = f.string("dense_act_fn", c.dense_act_fn);
+  c.is_gated_act = f.boolean("is_gated_act", c.is_gated_act);
+  const std::vector<std::string> activations = {"relu", "gelu", "gelu_new", "silu"};
+  if (!contains(activations, c.dense_act_fn)) {
+    const std::string key = f.has("dense_act_fn") ? "dense_act_fn" : "feed_forward_proj";
+    f.fail(key, str("activation '", c.dense_act_fn, "' is not supported (supported: ", join(activations), ")",
+                    did_you_mean(c.dense_act_fn, activations)));
+  }
+  c.tie_word_embeddings = f.boolean("tie_word_embeddings", true);
+
+  // --- special tokens
+  c.pad_token_id = checked_token_id(f, "pad_token_id", f.integer("pad_token_id", 0), c.vocab_size);
+  c.eos_token_id = checked_token_id(f, "eos_token_id", f.integer("eos_token_id", 1), c.vocab_size);
+  const std::optional<std::int64_t> start = f.optional_integer("decoder_start_token_id");
+  c.decoder_start_token_id = checked_token_id(f, "decoder_start_token_id", start.value_or(c.pad_token_id), c.vocab_size);
+
+  // --- dtype of the stored weights
+  const std::vector<std::string> dtypes = {"float32", "float16", "bfloat16"};
+  const std::string dtype_key = f.has("torch_dtype") || !f.has("dtype") ? "torch_dtype" : "dtype";
+  c.torch_dtype = f.optional_string(dtype_key).value_or("float32");
+  if (!contains(dtypes, c.torch_dtype))
+    f.fail(dtype_key, str("'", c.torch_dtype, "' is not supported (supported: ", join(dtypes), ")",
+                          did_you_mean(c.torch_dtype, dtypes)));
+  return c;
+}
+
+T5Config read_t5_config(const std::string& folder_or_file) {
+  const std::string file = detail::file_in_folder(folder_or_file, "config.json");
+  return parse_t5_config(detail::read_json_object<json>(file), file);
 }
 
 std::string model_family(const std::string& folder_or_file) {

@@ -64,8 +64,45 @@ struct LlamaConfig {
 LlamaConfig read_llama_config(const std::string& folder_or_file);
 LlamaConfig parse_llama_config(const nlohmann::json& config, const std::string& file = "config.json");
 
-// The architecture family named by config.json ("llama", "t5", ...) without
-// validating the rest; errors for an unknown architecture list the supported ones.
+// T5ForConditionalGeneration: original T5 (feed_forward_proj "relu", tied
+// embeddings) and T5 v1.1 / Flan-T5 ("gated-gelu", untied lm_head). Defaults
+// are transformers' T5Config (t5-small's sizes); dropout keys are ignored
+// (lire trains without dropout in the base model).
+struct T5Config {
+  std::string architecture = "T5ForConditionalGeneration";  // architectures[0]
+  std::int64_t vocab_size = 32128;
+  std::int64_t d_model = 512;             // hidden size
+  std::int64_t d_kv = 64;                 // size of one attention head (num_heads * d_kv need not be d_model)
+  std::int64_t d_ff = 2048;               // feed-forward inner size
+  std::int64_t num_layers = 6;            // encoder blocks
+  std::int64_t num_decoder_layers = 6;    // decoder blocks (defaults to num_layers)
+  std::int64_t num_heads = 8;
+  std::int64_t relative_attention_num_buckets = 32;
+  std::int64_t relative_attention_max_distance = 128;
+  double layer_norm_epsilon = 1e-6;
+  // feed_forward_proj "[gated-]ACT" as HF splits it: the activation and
+  // whether the FFN is gated (wi_0, wi_1) or not (wi). "gated-gelu" means
+  // gelu_new (tanh approximation). config.json's own dense_act_fn /
+  // is_gated_act win when present, as in HF.
+  std::string feed_forward_proj = "relu";
+  std::string dense_act_fn = "relu";      // "relu", "gelu" (erf), "gelu_new" (tanh), "silu"
+  bool is_gated_act = false;
+  bool tie_word_embeddings = true;        // tied: lm_head = shared, decoder output scaled by d_model^-0.5
+  std::int64_t pad_token_id = 0;
+  std::int64_t eos_token_id = 1;
+  std::int64_t decoder_start_token_id = 0;  // first decoder input; defaults to pad_token_id (T5's convention)
+  std::string torch_dtype = "float32";      // as written ("float32", "bfloat16", "float16")
+};
+
+// Reads `<folder>/config.json` (or a config.json path) of a T5 model. Errors:
+// "<file>: <key>: <reason>".
+T5Config read_t5_config(const std::string& folder_or_file);
+T5Config parse_t5_config(const nlohmann::json& config, const std::string& file = "config.json");
+
+// The architecture family named by config.json ("llama" for Llama/Mistral,
+// "t5" for T5ForConditionalGeneration) from architectures[0], else model_type,
+// without validating the rest; errors for an unknown architecture list the
+// supported ones. Callers pick read_llama_config or read_t5_config with it.
 std::string model_family(const std::string& folder_or_file);
 
 // The sentencepiece model of a model folder: `<folder>/tokenizer.model`, else
