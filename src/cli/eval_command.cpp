@@ -122,7 +122,8 @@ std::string percent(double v) { return fixed(100.0 * v, 1) + "%"; }
 
 int run_eval(const EvalArgs& args, const config::Config& cfg) {
   const std::string policy_folder = !args.policy.empty() ? args.policy : (args.responses.empty() ? cfg.model.path : "");
-  const std::string adapter = args.adapter.empty() ? cfg.model.adapter : args.adapter;
+  // model.adapter belongs to model.path: it applies only when the policy is a model.
+  const std::string adapter = !args.adapter.empty() ? args.adapter : policy_folder.empty() ? "" : cfg.model.adapter;
   LIRE_CHECK(policy_folder.empty() != args.responses.empty(),
              policy_folder.empty() ? "no policy: give --policy DIR (or model.path) or --responses FILE"
                                    : "give --policy DIR or --responses FILE, not both");
@@ -291,10 +292,18 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
   report["reference"] = args.reference.empty() ? json(nullptr) : json(args.reference);
   if (policy) {
     const auto& g = cfg.sample.generate;
-    report["sample"] = {{"strategy", g.strategy},     {"max_new_tokens", g.max_new_tokens},
-                        {"temperature", g.temperature}, {"top_k", g.top_k},
-                        {"top_p", g.top_p},           {"num_beams", g.num_beams},
-                        {"seed", g.seed},             {"stop", cfg.sample.stop}};
+    report["sample"] = {{"strategy", g.strategy},
+                        {"max_new_tokens", g.max_new_tokens},
+                        {"temperature", g.temperature},
+                        {"top_k", g.top_k},
+                        {"top_p", g.top_p},
+                        {"num_beams", g.num_beams},
+                        {"num_beam_groups", g.num_beam_groups},
+                        {"diversity_penalty", g.diversity_penalty},
+                        {"length_penalty", g.length_penalty},
+                        {"seed", g.seed},
+                        {"batch_prompts", g.batch_prompts},
+                        {"stop", cfg.sample.stop}};
   }
   report["bootstrap"] = {{"resamples", boot.resamples}, {"level", boot.level}, {"seed", boot.seed}};
   report["tie_tolerance"] = win_options.tie_tolerance;

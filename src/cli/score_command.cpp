@@ -48,7 +48,9 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   const int64_t skip = out.done();
 
   const int64_t total = count_records(args.data);
-  data::CandidateListReader reader(args.data);
+  data::ReadOptions read;
+  read.fields = cfg.data.fields;
+  data::CandidateListReader reader(args.data, read);
   Progress progress("scoring", total, args.progress);
   progress.advance(0);
   int64_t records = 0, responses = 0, tokens = 0;
