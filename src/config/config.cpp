@@ -6,7 +6,7 @@
 #include "lire/config/section_reader.h"
 #include "lire/core/error.h"
 #include "lire/core/suggest.h"
-#include "lire/version.h"
+#include "lire/generate/generate_options.h"
 
 namespace lire::config {
 namespace {
@@ -14,18 +14,6 @@ namespace {
 std::string prefix(const ConfigTree& tree, const std::string& key) {
   const std::string where = tree.location(key).to_string();
   return where.empty() ? where : where + ": ";
-}
-
-// Sections this version reads nothing from: any key in them is an error.
-void reject_keys(const ConfigTree& tree, const std::string& name) {
-  SectionReader reader(tree, name);  // checks that the section is a mapping
-  const nlohmann::json* node = tree.find(name);
-  if (node && node->is_object() && !node->empty()) {
-    const std::string key = name + "." + node->begin().key();
-    throw ConfigError(str(prefix(tree, key), "unknown key ", key, " (section '", name,
-                          "' takes no keys in lire ", LIRE_VERSION, ")"));
-  }
-  reader.finish();
 }
 
 }  // namespace
@@ -82,8 +70,11 @@ Config resolve(const ConfigTree& tree) {
     } else if (name == "runtime") {
       SectionReader reader(tree, "runtime");
       cfg.runtime = read_runtime_options(reader);
+    } else if (name == "evolve") {
+      SectionReader reader(tree, "evolve");
+      cfg.evolve = read_evolve_options(reader);
     } else {
-      reject_keys(tree, name);
+      throw Error(str("resolve(): section '", name, "' has no reader"));
     }
   }
   // Names that point into another section.
@@ -98,6 +89,20 @@ Config resolve(const ConfigTree& tree) {
   };
   check_sources(cfg.sample.rewards, "sample.rewards");
   check_sources(cfg.eval.rewards, "eval.rewards");
+  check_sources(cfg.evolve.rewards, "evolve.rewards");
+  if (cfg.evolve.steps > 0) {
+    // Each step samples evolve.samples (and eval_samples) responses with the sample section's decoding.
+    for (const auto& [key, n] : {std::pair<std::string, std::int64_t>{"evolve.samples", cfg.evolve.samples},
+                                 {"evolve.eval_samples", cfg.evolve.eval_samples}}) {
+      generate::GenerateOptions g = cfg.sample.generate;
+      g.num_samples = n;
+      try {
+        generate::validate(g);
+      } catch (const ConfigError& e) {
+        throw ConfigError(str(prefix(tree, key), key, " ", n, " does not fit the sample section: ", e.what()));
+      }
+    }
+  }
   return cfg;
 }
 

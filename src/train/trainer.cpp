@@ -28,6 +28,7 @@
 #include "lire/models/sequence_logprobs.h"
 #include "lire/models/weights.h"
 #include "lire/train/checkpoint.h"
+#include "lire/train/evolve.h"
 #include "lire/train/lr_schedule.h"
 #include "lire/train/optimizer.h"
 #include "lire/train/reference_cache.h"
@@ -177,6 +178,8 @@ class Trainer {
   void save_checkpoint();
   void write_final();
   void restore(const std::string& checkpoint);
+  // The trainable parameters saved in a checkpoint folder (adapter/ or model/).
+  void load_trained(const std::string& checkpoint);
   void log_train_line();
   bool better(double value) const;
   // Epochs done as a fraction (2.5 = half way through the third epoch).
@@ -243,7 +246,8 @@ void Trainer::prepare_run_directory() {
     resume_checkpoint_ = job_.resume_from;
   } else if (job_.resume) {
     resume_checkpoint_ = latest_checkpoint(run_dir_);
-    if (resume_checkpoint_.empty() && !empty)
+    // (An Evolve step's folder holds its pool before the run starts: not worth a warning.)
+    if (resume_checkpoint_.empty() && !empty && fs::exists(fs::path(run_dir_) / "metrics.jsonl"))
       spdlog::warn("--resume: no checkpoint in {}; starting from scratch", run_dir_);
   } else if (!empty) {
     throw ConfigError(str("--output ", run_dir_, " is not empty; pass --resume to continue that run, or choose "
@@ -917,6 +921,17 @@ void Trainer::restore(const std::string& checkpoint) {
     throw Error(str((f / "trainer_state.json").string(), ": not valid JSON (", e.what(), ")"));
   }
   state_ = TrainerState::from_json(j, (f / "trainer_state.json").string());
+  load_trained(checkpoint);
+  // Warn when the config changed since the checkpoint (resume is exact only with the same one).
+  std::ifstream saved((f / "config.yaml").string());
+  std::stringstream text;
+  text << saved.rdbuf();
+  if (text.str() != cfg_.tree.to_yaml())
+    spdlog::warn("the config differs from the one saved in {}; the run continues with the new one", checkpoint);
+}
+
+void Trainer::load_trained(const std::string& checkpoint) {
+  const fs::path f(checkpoint);
   if (cfg_.lora.enabled) {
     if (!fs::exists(f / "adapter"))
       throw Error(str(checkpoint, ": no adapter/ folder; was this run full fine-tuning (lora.enabled: false)?"));
@@ -927,12 +942,6 @@ void Trainer::restore(const std::string& checkpoint) {
     const auto unused = models::load_parameters(**model_, io::CheckpointReader((f / "model").string()));
     if (!unused.empty()) throw Error(str(checkpoint, "/model: unexpected tensor ", unused.front()));
   }
-  // Warn when the config changed since the checkpoint (resume is exact only with the same one).
-  std::ifstream saved((f / "config.yaml").string());
-  std::stringstream text;
-  text << saved.rdbuf();
-  if (text.str() != cfg_.tree.to_yaml())
-    spdlog::warn("the config differs from the one saved in {}; the run continues with the new one", checkpoint);
 }
 
 void Trainer::write_final() {
@@ -1004,6 +1013,9 @@ TrainResult Trainer::run() {
   const auto adapter_dtype = compute_dtype();
   if (!resume_checkpoint_.empty()) {
     restore(resume_checkpoint_);
+  } else if (!job_.init_from.empty()) {
+    load_trained(job_.init_from);
+    spdlog::info("trainable parameters from {}", job_.init_from);
   } else if (cfg_.lora.enabled) {
     const auto adapted = models::apply_lora(**model_, cfg_.lora, adapter_dtype);
     spdlog::info("LoRA r={} alpha={} on {} modules", cfg_.lora.r, cfg_.lora.alpha, adapted.size());
@@ -1111,9 +1123,13 @@ TrainResult Trainer::run() {
 
 }  // namespace
 
-TrainResult train(const TrainJob& job) {
+TrainResult train_once(const TrainJob& job) {
   Trainer trainer(job);
   return trainer.run();
+}
+
+TrainResult train(const TrainJob& job) {
+  return job.config.evolve.steps > 0 ? evolve(job) : train_once(job);
 }
 
 }  // namespace lire::train

@@ -77,17 +77,42 @@ TEST(Config, UnknownSectionFromOverride) {
               StartsWith("override 'runtme.threads=2': unknown section 'runtme'; did you mean runtime?"));
 }
 
-TEST(Config, KeysInSectionsNotImplementedYet) {
-  const std::string message = config_error([] { resolve_yaml("evolve:\n  steps: 2\n"); });
-  EXPECT_EQ(message, std::string("run.yaml:2: unknown key evolve.steps (section 'evolve' takes no keys in lire ") +
-                         LIRE_VERSION + ")");
-  ConfigTree tree;
-  tree.apply_override("evolve.x=1");
-  EXPECT_THAT(config_error([&] { resolve(tree); }), AllOf(HasSubstr("unknown key evolve.x"), HasSubstr("takes no keys")));
+TEST(Config, EmptyAndNonMappingSections) {
   // An empty or null section is fine; a non-mapping one is not.
-  EXPECT_NO_THROW(resolve_yaml("model: {}\nlora:\n"));
+  EXPECT_NO_THROW(resolve_yaml("model: {}\nlora:\nevolve: {}\n"));
   EXPECT_EQ(config_error([] { resolve_yaml("model: /models/llama\n"); }),
             "run.yaml:1: model: expected a mapping, got string \"/models/llama\"");
+}
+
+TEST(Config, EvolveSection) {
+  const Config off = resolve_yaml("loss: {name: lire}\n");
+  EXPECT_EQ(off.evolve.steps, 0);
+  const Config cfg = resolve_yaml(
+      "rewards:\n  rule: {type: length, max_chars: 10}\n"
+      "evolve:\n  steps: 3\n  iterate: 2\n  samples: 6\n  keep_human: true\n  rewards: rule\n"
+      "  eval_prompts: held.jsonl\n  eval_samples: 2\n");
+  EXPECT_EQ(cfg.evolve.steps, 3);
+  EXPECT_EQ(cfg.evolve.iterate, 2);
+  EXPECT_EQ(cfg.evolve.samples, 6);
+  EXPECT_TRUE(cfg.evolve.keep_human);
+  EXPECT_EQ(cfg.evolve.rewards, std::vector<std::string>{"rule"});
+  EXPECT_EQ(cfg.evolve.eval_prompts, "held.jsonl");
+  EXPECT_EQ(cfg.evolve.eval_samples, 2);
+
+  EXPECT_EQ(config_error([] { resolve_yaml("evolve:\n  steps: 2\n"); }),
+            "run.yaml:1: evolve.rewards: name the reward sources (of the rewards section) that score each "
+            "Evolve step's pool");
+  EXPECT_THAT(config_error([] { resolve_yaml("rewards:\n  rule: {type: length}\nevolve:\n  steps: 1\n  rewards: [rul]\n"); }),
+              AllOf(StartsWith("run.yaml:5: evolve.rewards: 'rul' is not a reward source"), HasSubstr("did you mean rule")));
+  EXPECT_THAT(config_error([] { resolve_yaml("evolve:\n  step: 2\n"); }),
+              AllOf(StartsWith("run.yaml:2: unknown key evolve.step"), HasSubstr("did you mean evolve.steps")));
+  EXPECT_THAT(config_error([] { resolve_yaml("evolve:\n  iterate: 0\n"); }), StartsWith("run.yaml:2: evolve.iterate"));
+  // The pool's M responses must fit the sample section's decoding (beam: M <= num_beams).
+  EXPECT_THAT(config_error([] {
+                resolve_yaml("rewards:\n  rule: {type: length}\nsample:\n  strategy: beam\n  num_beams: 2\n"
+                             "evolve:\n  steps: 1\n  samples: 4\n  rewards: rule\n");
+              }),
+              AllOf(StartsWith("run.yaml:8: evolve.samples 4 does not fit the sample section"), HasSubstr("num_beams")));
 }
 
 TEST(Config, SampleSection) {

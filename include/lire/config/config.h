@@ -10,6 +10,7 @@
 
 #include "lire/config/config_tree.h"
 #include "lire/config/data_options.h"
+#include "lire/config/evolve_options.h"
 #include "lire/config/lora_options.h"
 #include "lire/config/model_options.h"
 #include "lire/config/rewards_options.h"
@@ -34,6 +35,7 @@ struct Config {
   OutputOptions output;
   SampleOptions sample;
   RewardsOptions rewards;
+  EvolveOptions evolve;
   RuntimeOptions runtime;
 };
 

@@ -27,6 +27,11 @@ struct TrainJob {
   std::string output;           // run directory
   bool resume = false;          // continue from the newest checkpoint in `output`, or start fresh
   std::string resume_from;      // continue from this checkpoint folder ("" = see `resume`)
+  // A fresh run whose trainable parameters start from this checkpoint folder's
+  // adapter/ (LoRA) or model/ (full) instead of a fresh LoRA or the base model;
+  // optimizer, schedule and counters start anew. Evolve steps after the first
+  // start from the previous step's last checkpoint. Ignored when resuming.
+  std::string init_from;
   std::string command_line;     // recorded in run.json
   bool progress = true;         // progress bar on a terminal
 };
@@ -42,6 +47,10 @@ struct TrainResult {
 
 // Throws lire::Error / ConfigError / DataError with a message naming the file,
 // line, key or tensor at fault; nothing already saved is left half-written.
+// With evolve.steps > 0 the job is LIRE's Algorithm 1 (train/evolve.h).
 TrainResult train(const TrainJob& job);
+
+// One training run on data.train, whatever the evolve section says.
+TrainResult train_once(const TrainJob& job);
 
 }  // namespace lire::train
