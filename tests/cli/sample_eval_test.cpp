@@ -22,6 +22,7 @@
 #include "lire/rewards/sequence_classifier.h"
 #include "lire/models/weights.h"
 #include "support/error_message.h"
+#include "support/jsonl.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -33,23 +34,9 @@ using ::testing::HasSubstr;
 const fs::path kHf = fs::path(LIRE_TEST_FIXTURES) / "hf";
 const std::string kPolicy = (kHf / "llama_tiny").string();
 
-std::vector<json> read_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<json> out;
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
-
-void write_lines(const std::string& path, const std::vector<json>& records) {
-  std::ofstream out(path);
-  for (const auto& r : records) out << r.dump() << "\n";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+using lire::testing::read_jsonl;
+using lire::testing::slurp;
+const auto write_lines = lire::testing::write_jsonl;
 
 lire::config::Config make_config(std::vector<std::string> overrides) {
   overrides.push_back("model.dtype=fp32");

@@ -13,6 +13,8 @@
 #include "lire/config/config.h"
 #include "lire/core/error.h"
 #include "support/error_message.h"
+#include "support/jsonl.h"
+#include "support/temp_dir.h"
 
 namespace {
 
@@ -20,17 +22,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const fs::path kHf = fs::path(LIRE_TEST_FIXTURES) / "hf";
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("lire_score_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 json fixture_json(const std::string& model) {
   std::ifstream in(kHf / model / "reference.json");
@@ -47,17 +38,10 @@ fs::path reward_model_with_tokenizer(const fs::path& dir) {
   return rm;
 }
 
-std::vector<json> read_jsonl(const fs::path& path) {
-  std::ifstream in(path);
-  std::vector<json> out;
-  std::string line;
-  while (std::getline(in, line)) out.push_back(json::parse(line));
-  return out;
-}
+using lire::testing::read_jsonl;
 
 void write_lines(const fs::path& path, const std::vector<json>& records) {
-  std::ofstream out(path);
-  for (const auto& r : records) out << r.dump() << "\n";
+  lire::testing::write_jsonl(path.string(), records);
 }
 
 lire::config::Config fp32_cpu() {
@@ -87,19 +71,19 @@ std::vector<json> fixture_records() {
 }
 
 TEST(ScoreCommand, RefLogpsAndRewardsMatchHfOnPretokenizedRecords) {
-  TempDir dir;
-  write_lines(dir.path / "in.jsonl", fixture_records());
+  lire::testing::TempDir dir("lire_score");
+  write_lines(fs::path(dir.path()) / "in.jsonl", fixture_records());
   lire::cli::ScoreArgs args;
-  args.data = (dir.path / "in.jsonl").string();
-  args.output = (dir.path / "out.jsonl").string();
+  args.data = (fs::path(dir.path()) / "in.jsonl").string();
+  args.output = (fs::path(dir.path()) / "out.jsonl").string();
   args.policy = (kHf / "llama_tiny").string();
   // Pre-tokenized records need no tokenizer: the fixture folder has none.
   args.reward_models = {(kHf / "llama_rm_tiny").string()};
   args.progress = false;
   ASSERT_EQ(lire::cli::run_score(args, fp32_cpu()), 0);
-  const auto out = read_jsonl(dir.path / "out.jsonl");
+  const auto out = read_jsonl(fs::path(dir.path()) / "out.jsonl");
   ASSERT_EQ(out.size(), 2u);
-  EXPECT_FALSE(fs::exists(dir.path / "out.jsonl.partial"));
+  EXPECT_FALSE(fs::exists(fs::path(dir.path()) / "out.jsonl.partial"));
   const auto cont = fixture_json("llama_tiny")["continuation_logprob"];
   const auto rm = fixture_json("llama_rm_tiny");
   for (std::size_t row = 0; row < 2; ++row) {
@@ -113,19 +97,19 @@ TEST(ScoreCommand, RefLogpsAndRewardsMatchHfOnPretokenizedRecords) {
 }
 
 TEST(ScoreCommand, TextRecordsSeveralRewardModelsOverwriteAndErrors) {
-  TempDir dir;
-  const auto rm = reward_model_with_tokenizer(dir.path);
-  write_lines(dir.path / "in.jsonl",
+  lire::testing::TempDir dir("lire_score");
+  const auto rm = reward_model_with_tokenizer(dir.path());
+  write_lines(fs::path(dir.path()) / "in.jsonl",
               {{{"prompt", "What is 2+2?"}, {"responses", {"4", "It is four.", "five"}}},
                {{"prompt", "Name a colour."}, {"chosen", "Blue."}, {"rejected", "Seven."}}});
   lire::cli::ScoreArgs args;
-  args.data = (dir.path / "in.jsonl").string();
-  args.output = (dir.path / "out.jsonl").string();
+  args.data = (fs::path(dir.path()) / "in.jsonl").string();
+  args.output = (fs::path(dir.path()) / "out.jsonl").string();
   args.reward_models = {"a=" + rm.string(), "b=" + rm.string()};
   args.batch_size = 1;
   args.progress = false;
   ASSERT_EQ(lire::cli::run_score(args, fp32_cpu()), 0);
-  const auto out = read_jsonl(dir.path / "out.jsonl");
+  const auto out = read_jsonl(fs::path(dir.path()) / "out.jsonl");
   ASSERT_EQ(out.size(), 2u);
   EXPECT_EQ(out[0]["rewards"].size(), 3u);
   EXPECT_EQ(out[0]["rewards"], out[0]["rewards_a"]);
@@ -138,7 +122,7 @@ TEST(ScoreCommand, TextRecordsSeveralRewardModelsOverwriteAndErrors) {
   // Scoring the output again: the fields exist, so only --overwrite may replace them.
   lire::cli::ScoreArgs again = args;
   again.data = args.output;
-  again.output = (dir.path / "again.jsonl").string();
+  again.output = (fs::path(dir.path()) / "again.jsonl").string();
   EXPECT_NE(lire::testing::error_message<lire::DataError>([&] { lire::cli::run_score(again, fp32_cpu()); })
                 .find("out.jsonl:1: field 'rewards_a' is already there; pass --overwrite"),
             std::string::npos);
@@ -148,10 +132,10 @@ TEST(ScoreCommand, TextRecordsSeveralRewardModelsOverwriteAndErrors) {
   EXPECT_EQ(read_jsonl(again.output)[0]["rewards"], out[0]["rewards"]);
 
   // Malformed input: file:line, and no output.
-  write_lines(dir.path / "bad.jsonl", {{{"prompt", "x"}, {"responses", {"a"}}}, {{"prompt", "y"}, {"responses", 3}}});
+  write_lines(fs::path(dir.path()) / "bad.jsonl", {{{"prompt", "x"}, {"responses", {"a"}}}, {{"prompt", "y"}, {"responses", 3}}});
   lire::cli::ScoreArgs bad = args;
-  bad.data = (dir.path / "bad.jsonl").string();
-  bad.output = (dir.path / "bad_out.jsonl").string();
+  bad.data = (fs::path(dir.path()) / "bad.jsonl").string();
+  bad.output = (fs::path(dir.path()) / "bad_out.jsonl").string();
   EXPECT_NE(lire::testing::error_message<lire::DataError>([&] { lire::cli::run_score(bad, fp32_cpu()); })
                 .find("bad.jsonl:2"),
             std::string::npos);
@@ -159,14 +143,14 @@ TEST(ScoreCommand, TextRecordsSeveralRewardModelsOverwriteAndErrors) {
 }
 
 TEST(ScoreCommand, ResumeKeepsCompletedRecordsAndDropsTheTornOne) {
-  TempDir dir;
+  lire::testing::TempDir dir("lire_score");
   auto records = fixture_records();
   records.push_back(records[0]);
   records.back()["id"] = "row2";
-  write_lines(dir.path / "in.jsonl", records);
+  write_lines(fs::path(dir.path()) / "in.jsonl", records);
   lire::cli::ScoreArgs args;
-  args.data = (dir.path / "in.jsonl").string();
-  args.output = (dir.path / "out.jsonl").string();
+  args.data = (fs::path(dir.path()) / "in.jsonl").string();
+  args.output = (fs::path(dir.path()) / "out.jsonl").string();
   args.policy = (kHf / "llama_tiny").string();
   args.progress = false;
   // An interrupted run left one complete record (marked) and a torn second line.
@@ -174,12 +158,12 @@ TEST(ScoreCommand, ResumeKeepsCompletedRecordsAndDropsTheTornOne) {
     json first = records[0];
     first["ref_logps"] = {-1.0};
     first["marker"] = "from the first run";
-    std::ofstream partial(dir.path / "out.jsonl.partial");
+    std::ofstream partial(fs::path(dir.path()) / "out.jsonl.partial");
     partial << first.dump() << "\n" << R"({"id": "row1", "ref_lo)";
   }
   args.resume = true;
   ASSERT_EQ(lire::cli::run_score(args, fp32_cpu()), 0);
-  const auto out = read_jsonl(dir.path / "out.jsonl");
+  const auto out = read_jsonl(fs::path(dir.path()) / "out.jsonl");
   ASSERT_EQ(out.size(), 3u);
   EXPECT_EQ(out[0]["marker"], "from the first run");
   EXPECT_EQ(out[1]["id"], "row1");
@@ -189,12 +173,12 @@ TEST(ScoreCommand, ResumeKeepsCompletedRecordsAndDropsTheTornOne) {
               fixture_json("llama_tiny")["continuation_logprob"]["sum_hf_f32"][0].get<double>(), 1e-4);
   // Without --resume a stale partial file is started over.
   {
-    std::ofstream partial(dir.path / "out.jsonl.partial");
+    std::ofstream partial(fs::path(dir.path()) / "out.jsonl.partial");
     partial << R"({"stale": true})" << "\n";
   }
   args.resume = false;
   ASSERT_EQ(lire::cli::run_score(args, fp32_cpu()), 0);
-  EXPECT_FALSE(read_jsonl(dir.path / "out.jsonl")[0].contains("marker"));
+  EXPECT_FALSE(read_jsonl(fs::path(dir.path()) / "out.jsonl")[0].contains("marker"));
 }
 
 TEST(ScoreCommand, UsageErrors) {
