@@ -13,7 +13,7 @@
 namespace lire::config {
 
 const std::vector<std::string>& reward_source_types() {
-  static const std::vector<std::string> types = {"hf-seq-cls", "exact-match", "regex", "length", "ensemble"};
+  static const std::vector<std::string> types = {"hf-seq-cls", "exact-match", "rouge-l", "regex", "length", "ensemble"};
   return types;
 }
 
@@ -43,7 +43,7 @@ RewardsOptions read_rewards_options(SectionReader& reader) {
     if (o.type == "hf-seq-cls") {
       o.path = r.string("path", "");
       if (o.path.empty()) r.fail("path", "hf-seq-cls needs the reward model's folder");
-    } else if (o.type == "exact-match") {
+    } else if (o.type == "exact-match" || o.type == "rouge-l") {
       o.field = r.string("field", o.field);
       if (o.field.empty()) r.fail("field", "must name a record field");
       o.normalize = r.boolean("normalize", o.normalize);

@@ -23,6 +23,30 @@ std::size_t utf8_length(const std::string& s) {
   return n;
 }
 
+// The reference answers of a list: field `field` of its record, a string or a
+// non-empty list of strings.
+std::vector<std::string> reference_answers(const data::CandidateList& list, const std::string& field,
+                                           const std::string& source, const std::string& type) {
+  std::vector<std::string> refs;
+  const auto it = list.raw.find(field);
+  if (it == list.raw.end())
+    throw DataError(str(list.where(), ": reward source '", source, "' (", type, ") needs field '", field,
+                        "' in the record"));
+  if (it->is_string()) {
+    refs.push_back(it->get<std::string>());
+  } else if (it->is_array() && !it->empty()) {
+    for (const auto& r : *it) {
+      if (!r.is_string())
+        throw DataError(str(list.where(), ": field '", field, "' must hold strings (reward source '", source, "')"));
+      refs.push_back(r.get<std::string>());
+    }
+  } else {
+    throw DataError(str(list.where(), ": field '", field, "' must be a string or a non-empty list of strings "
+                                      "(reward source '", source, "')"));
+  }
+  return refs;
+}
+
 class ExactMatch : public RewardSource {
  public:
   explicit ExactMatch(const config::RewardSourceOptions& o)
@@ -30,24 +54,8 @@ class ExactMatch : public RewardSource {
   ListRewards score(const std::vector<data::CandidateList>& lists) override {
     ListRewards out;
     for (const auto& list : lists) {
-      std::vector<std::string> refs;
-      const auto it = list.raw.find(field_);
-      if (it == list.raw.end())
-        throw DataError(str(list.where(), ": reward source '", name(), "' (exact-match) needs field '", field_,
-                            "' in the record"));
-      if (it->is_string()) {
-        refs.push_back(normalize_answer(it->get<std::string>(), normalize_));
-      } else if (it->is_array() && !it->empty()) {
-        for (const auto& r : *it) {
-          if (!r.is_string())
-            throw DataError(str(list.where(), ": field '", field_, "' must hold strings (reward source '", name(),
-                                "')"));
-          refs.push_back(normalize_answer(r.get<std::string>(), normalize_));
-        }
-      } else {
-        throw DataError(str(list.where(), ": field '", field_, "' must be a string or a non-empty list of strings "
-                                          "(reward source '", name(), "')"));
-      }
+      auto refs = reference_answers(list, field_, name(), "exact-match");
+      for (auto& r : refs) r = normalize_answer(r, normalize_);
       std::vector<double> row;
       for (std::size_t i = 0; i < list.size(); ++i) {
         const auto answer = normalize_answer(response_text(list, i, name()), normalize_);
@@ -62,6 +70,46 @@ class ExactMatch : public RewardSource {
   std::string field_;
   bool normalize_;
 };
+
+class RougeL : public RewardSource {
+ public:
+  explicit RougeL(const config::RewardSourceOptions& o)
+      : RewardSource(o.name), field_(o.field), normalize_(o.normalize) {}
+  ListRewards score(const std::vector<data::CandidateList>& lists) override {
+    ListRewards out;
+    for (const auto& list : lists) {
+      const auto refs = reference_answers(list, field_, name(), "rouge-l");
+      std::vector<double> row;
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        const auto& answer = response_text(list, i, name());
+        double best = 0;
+        for (const auto& r : refs) best = std::max(best, rouge_l_f1(answer, r, normalize_));
+        row.push_back(best);
+      }
+      out.push_back(std::move(row));
+    }
+    return out;
+  }
+
+ private:
+  std::string field_;
+  bool normalize_;
+};
+
+std::vector<std::string> whitespace_tokens(const std::string& text, bool lowercase) {
+  std::vector<std::string> out;
+  std::string token;
+  for (unsigned char c : text) {
+    if (std::isspace(c)) {
+      if (!token.empty()) out.push_back(std::move(token));
+      token.clear();
+    } else {
+      token.push_back(lowercase ? static_cast<char>(std::tolower(c)) : static_cast<char>(c));
+    }
+  }
+  if (!token.empty()) out.push_back(std::move(token));
+  return out;
+}
 
 class RegexMatch : public RewardSource {
  public:
@@ -124,8 +172,31 @@ std::string normalize_answer(const std::string& text, bool normalize) {
   return out;
 }
 
+std::size_t lcs_length(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  // Row-by-row dynamic programme: prev[j] = LCS(a[0..i), b[0..j)).
+  std::vector<std::size_t> prev(b.size() + 1, 0), cur(b.size() + 1, 0);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    for (std::size_t j = 0; j < b.size(); ++j)
+      cur[j + 1] = a[i] == b[j] ? prev[j] + 1 : std::max(prev[j + 1], cur[j]);
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+double rouge_l_f1(const std::string& response, const std::string& reference, bool normalize) {
+  const auto r = whitespace_tokens(response, normalize);
+  const auto ref = whitespace_tokens(reference, normalize);
+  if (r.empty() || ref.empty()) return r.empty() && ref.empty() ? 1.0 : 0.0;
+  const auto lcs = static_cast<double>(lcs_length(r, ref));
+  if (lcs == 0) return 0.0;
+  const double precision = lcs / static_cast<double>(r.size());
+  const double recall = lcs / static_cast<double>(ref.size());
+  return 2 * precision * recall / (precision + recall);
+}
+
 std::unique_ptr<RewardSource> make_rule_source(const config::RewardSourceOptions& o) {
   if (o.type == "exact-match") return std::make_unique<ExactMatch>(o);
+  if (o.type == "rouge-l") return std::make_unique<RougeL>(o);
   if (o.type == "regex") return std::make_unique<RegexMatch>(o);
   if (o.type == "length") return std::make_unique<LengthWindow>(o);
   throw ConfigError(str("rewards.", o.name, ": '", o.type, "' is not a rule reward source"));

@@ -1,6 +1,9 @@
-// The `rewards:` section and the rule reward sources: exact-match, regex,
-// length window, ensembles, and their errors.
+// The `rewards:` section and the rule reward sources: exact-match, rouge-l,
+// regex, length window, ensembles, and their errors.
 #include "lire/rewards/reward_source.h"
+
+#include <algorithm>
+#include <random>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -60,6 +63,17 @@ TEST(RewardsConfig, ErrorsNameTheKey) {
                     "  u: {type: ensemble, weights: {t: 1}}\n"),
               HasSubstr("'t' is an ensemble itself"));
   EXPECT_THAT(error("rewards:\n  'a b': {type: length}\n"), HasSubstr("reward source name"));
+  EXPECT_THAT(error("rewards:\n  r: {type: rouge-l, field: ''}\n"), HasSubstr("rewards.r.field"));
+  EXPECT_THAT(error("rewards:\n  r: {type: rouge-l, pattern: a}\n"), HasSubstr("rewards.r.pattern"));
+}
+
+TEST(RewardsConfig, RougeLReadsFieldAndNormalize) {
+  const auto r = rewards_of("rewards:\n  a: {type: rouge-l}\n  b: {type: rouge-l, field: answer, normalize: false}\n");
+  EXPECT_EQ(r.find("a")->type, "rouge-l");
+  EXPECT_EQ(r.find("a")->field, "reference");
+  EXPECT_TRUE(r.find("a")->normalize);
+  EXPECT_EQ(r.find("b")->field, "answer");
+  EXPECT_FALSE(r.find("b")->normalize);
 }
 
 TEST(RuleRewards, ExactMatchRegexLengthAndEnsemble) {
@@ -103,6 +117,91 @@ TEST(RuleRewards, DataErrorsNameFileAndLine) {
   EXPECT_THAT(lire::testing::error_message<ConfigError>(
                   [&] { RewardSet models(rewards_of("rewards:\n  rm: {type: hf-seq-cls, path: x}\n")); }),
               HasSubstr("rewards.rm: hf-seq-cls reward models are not available here"));
+}
+
+// Independent reference: the longest common subsequence by enumerating every
+// subsequence of `a` (2^|a| of them) and checking it is one of `b`.
+std::size_t naive_lcs(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::size_t best = 0;
+  for (unsigned mask = 0; mask < (1u << a.size()); ++mask) {
+    std::size_t j = 0, n = 0;
+    bool ok = true;
+    for (std::size_t i = 0; i < a.size() && ok; ++i) {
+      if (!(mask >> i & 1u)) continue;
+      while (j < b.size() && b[j] != a[i]) ++j;
+      if (j == b.size()) ok = false;
+      else ++j, ++n;
+    }
+    if (ok) best = std::max(best, n);
+  }
+  return best;
+}
+
+std::string join(const std::vector<std::string>& tokens) {
+  std::string out;
+  for (const auto& t : tokens) out += (out.empty() ? "" : " ") + t;
+  return out;
+}
+
+TEST(RougeL, HandCheckedScores) {
+  EXPECT_DOUBLE_EQ(rouge_l_f1("apple fig pear", "apple fig pear", true), 1.0);
+  // LCS 2 of 3 and 3 tokens: P = R = 2/3.
+  EXPECT_DOUBLE_EQ(rouge_l_f1("fig apple pear", "apple fig pear", true), 2.0 / 3.0);
+  // LCS 2: P = 1, R = 2/3, F = 2 * (2/3) / (5/3) = 0.8.
+  EXPECT_DOUBLE_EQ(rouge_l_f1("apple fig", "apple fig pear", true), 0.8);
+  // Reversed order of 3 keeps one token in common: P = R = 1/3.
+  EXPECT_DOUBLE_EQ(rouge_l_f1("pear fig apple", "apple fig pear", true), 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(rouge_l_f1("kiwi plum", "apple fig pear", true), 0.0);
+  // rouge-score's README example (target first there): rougeL P = 0.625, R = 5/9, F = 0.5882352941176471.
+  EXPECT_NEAR(rouge_l_f1("The quick brown dog jumps on the log.", "The quick brown fox jumps over the lazy dog", true),
+              0.5882352941176471, 1e-15);
+  // Normalisation: case and whitespace runs; without it case matters.
+  EXPECT_DOUBLE_EQ(rouge_l_f1("  Apple\tFIG  pear\n", "apple fig pear", true), 1.0);
+  EXPECT_DOUBLE_EQ(rouge_l_f1("Apple fig pear", "apple fig pear", false), 2.0 / 3.0);
+  // Repeated tokens count as often as they match.
+  EXPECT_DOUBLE_EQ(rouge_l_f1("a a a", "a", true), 0.5);  // P = 1/3, R = 1
+  // Empty texts: both empty = identical = 1; one empty = 0.
+  EXPECT_DOUBLE_EQ(rouge_l_f1("", "", true), 1.0);
+  EXPECT_DOUBLE_EQ(rouge_l_f1("  ", "\t", true), 1.0);
+  EXPECT_DOUBLE_EQ(rouge_l_f1("", "apple", true), 0.0);
+  EXPECT_DOUBLE_EQ(rouge_l_f1("apple", "", true), 0.0);
+}
+
+TEST(RougeL, MatchesNaiveEnumerationOnRandomInputs) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> alphabet = {"a", "b", "c", "d"};
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::vector<std::string> x(rng() % 9), y(rng() % 9);
+    for (auto& t : x) t = alphabet[rng() % alphabet.size()];
+    for (auto& t : y) t = alphabet[rng() % alphabet.size()];
+    const auto lcs = naive_lcs(x, y);
+    ASSERT_EQ(lcs_length(x, y), lcs) << join(x) << " | " << join(y);
+    ASSERT_EQ(lcs_length(y, x), lcs);
+    double expected = x.empty() && y.empty() ? 1.0 : 0.0;
+    if (lcs > 0) {
+      const double p = double(lcs) / x.size(), r = double(lcs) / y.size();
+      expected = 2 * p * r / (p + r);
+    }
+    ASSERT_DOUBLE_EQ(rouge_l_f1(join(x), join(y), true), expected) << join(x) << " | " << join(y);
+  }
+}
+
+TEST(RuleRewards, RougeLTakesTheBestReference) {
+  RewardSet set(rewards_of("rewards:\n  overlap: {type: rouge-l}\n  strict: {type: rouge-l, normalize: false}\n"
+                           "  ans: {type: rouge-l, field: answer}\n"));
+  const auto lists = std::vector<data::CandidateList>{
+      list_of({{"prompt", "sort: pear fig apple"},
+               {"responses", {"apple fig pear", "fig apple pear", "Apple Fig Pear", ""}},
+               {"reference", "apple fig pear"},
+               {"answer", {"pear", "fig apple pear"}}})};
+  const auto r = set.score(lists);
+  EXPECT_EQ(r.at("overlap")[0], (std::vector<double>{1.0, 2.0 / 3.0, 1.0, 0.0}));
+  EXPECT_EQ(r.at("strict")[0], (std::vector<double>{1.0, 2.0 / 3.0, 0.0, 0.0}));
+  // max over "pear" (F 0.5 for 3 tokens with 1 in common) and "fig apple pear".
+  EXPECT_EQ(r.at("ans")[0], (std::vector<double>{2.0 / 3.0, 1.0, 2.0 / 3.0, 0.0}));
+  EXPECT_THAT(lire::testing::error_message<DataError>(
+                  [&] { set.score({list_of({{"prompt", "p"}, {"responses", {"a"}}}, 4)}); }),
+              HasSubstr("lists.jsonl:4: reward source 'ans' (rouge-l) needs field 'answer'"));
 }
 
 TEST(RuleRewards, NormalizeAnswer) {

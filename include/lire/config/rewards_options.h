@@ -4,6 +4,7 @@
 //   rewards:
 //     rm:      {type: hf-seq-cls, path: models/rm-7b}
 //     correct: {type: exact-match, field: answer}
+//     overlap: {type: rouge-l, field: reference}
 //     format:  {type: regex, pattern: "^Answer: [0-9]+$", full_match: true}
 //     short:   {type: length, max_chars: 400}
 //     total:   {type: ensemble, weights: {rm: 1.0, correct: 0.5}}
@@ -22,13 +23,13 @@ class SectionReader;
 
 struct RewardSourceOptions {
   std::string name;  // the key under `rewards:` (letters, digits, '_', '-', '.')
-  std::string type;  // hf-seq-cls | exact-match | regex | length | ensemble
+  std::string type;  // hf-seq-cls | exact-match | rouge-l | regex | length | ensemble
 
   // hf-seq-cls: a Hugging Face LlamaForSequenceClassification folder.
   std::string path;
-  // exact-match: the record field holding the reference answer (a string or a list of strings).
+  // exact-match, rouge-l: the record field holding the reference answer (a string or a list of strings).
   std::string field = "reference";
-  // exact-match: compare after trimming, collapsing whitespace and lowercasing.
+  // exact-match, rouge-l: compare after trimming, collapsing whitespace and lowercasing.
   bool normalize = true;
   // regex: an ECMAScript regular expression; 1 when it matches, else 0.
   std::string pattern;

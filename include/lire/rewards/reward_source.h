@@ -6,6 +6,8 @@
 //                by the factory the caller passes, see sequence_classifier.h)
 //   exact-match  1 when the response equals the record's reference answer (or
 //                one of several), after optional normalisation; else 0
+//   rouge-l      ROUGE-L F1 between the response and the reference answer (the
+//                best over several): graded credit in [0, 1]
 //   regex        1 when the pattern matches the response; else 0
 //   length       1 when the response's length in characters lies in a window; else 0
 //   ensemble     the weighted mean of other sources' rewards
@@ -39,7 +41,7 @@ class RewardSource {
   std::string name_;
 };
 
-// A rule source (exact-match, regex, length) from its options.
+// A rule source (exact-match, rouge-l, regex, length) from its options.
 std::unique_ptr<RewardSource> make_rule_source(const config::RewardSourceOptions& options);
 
 // Builds hf-seq-cls sources (it needs LibTorch and the model's options).
@@ -65,5 +67,17 @@ class RewardSet {
 // The text exact-match compares (trimmed, whitespace runs collapsed to one
 // space, ASCII lowercased when `normalize`).
 std::string normalize_answer(const std::string& text, bool normalize);
+
+// ROUGE-L F1 (beta = 1) of a response against one reference, as the
+// `rouge-score` package's rougeL without stemming, on whitespace tokens:
+// with L the length of the longest common subsequence of the two token
+// sequences, P = L / |response|, R = L / |reference|, F = 2PR / (P + R)
+// (0 when L = 0). `normalize` lowercases ASCII first (whitespace runs are
+// token separators either way). Two empty texts score 1 (identical texts
+// always do; rouge-score says 0 there); one empty text scores 0.
+double rouge_l_f1(const std::string& response, const std::string& reference, bool normalize);
+
+// The longest common subsequence length of two token sequences.
+std::size_t lcs_length(const std::vector<std::string>& a, const std::vector<std::string>& b);
 
 }  // namespace lire::rewards
