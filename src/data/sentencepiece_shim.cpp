@@ -31,6 +31,22 @@ int fail(char** error, const std::string& message) {
   return 1;
 }
 
+// sentencepiece logs with `std::cerr << ...` (its LOG macro, e.g. the
+// trainer's "Running command: ..." and progress lines). Deep-bound, its
+// std::cerr is libstdc++'s own copy of the object, which is never constructed:
+// the executable's copy (a copy relocation) is the one the runtime sets up. A
+// log line would crash the process, so everything below FATAL is silenced,
+// once, when the library is loaded; errors still come back as statuses.
+}  // namespace
+namespace sentencepiece::logging {
+void SetMinLogLevel(int v);  // exported by libsentencepiece, not in its public headers
+}  // namespace sentencepiece::logging
+namespace {
+const bool kLogsSilenced = [] {
+  sentencepiece::logging::SetMinLogLevel(3);  // LOG_FATAL
+  return true;
+}();
+
 sentencepiece::SentencePieceProcessor* sp(void* handle) {
   return static_cast<sentencepiece::SentencePieceProcessor*>(handle);
 }

@@ -46,6 +46,24 @@ TEST(ShippedConfigs, EveryConfigResolves) {
   }
 }
 
+// configs/demo/: the embedded demo's configs (docs/demo.md).
+TEST(ShippedConfigs, DemoConfigsResolve) {
+  std::vector<fs::path> paths;
+  for (const auto& entry : fs::directory_iterator(kConfigDir / "demo"))
+    if (entry.is_regular_file() && entry.path().extension() == ".yaml") paths.push_back(entry.path());
+  EXPECT_FALSE(paths.empty());
+  for (const auto& p : paths) {
+    try {
+      resolve(load(p.string(), {}));
+    } catch (const Error& e) {
+      ADD_FAILURE() << "demo/" << p.filename().string() << ": " << e.what();
+    }
+  }
+  const Config sft = resolve_config("demo/sft.yaml");
+  EXPECT_EQ(sft.loss.name, "sft");
+  EXPECT_FALSE(sft.lora.enabled);
+}
+
 TEST(ShippedConfigs, OverridesApplyOnTopOfAPaperConfig) {
   const Config cfg = resolve(load((kConfigDir / "hh4.yaml").string(), {"train.lr=1e-5", "loss.temperature=5"}));
   EXPECT_DOUBLE_EQ(cfg.train.lr, 1e-5);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lire/core/error.h"
+#include "lire/data/sentencepiece.h"
 #include "lire/data/tokenizer.h"
 
 namespace {
@@ -176,6 +177,27 @@ TEST(Tokenizer, FolderErrorsAreClear) {
   unknown_token.write("tokenizer_config.json", R"({"pad_token": "[PAD]"})");
   EXPECT_THAT(error_of(unknown_token.path.string()),
               HasSubstr("pad_token '[PAD]' is neither a piece of tokenizer.model nor an added token"));
+}
+
+// Training in process (the demo's tokenizer): sentencepiece's trainer logs,
+// which must not crash a process that loads it deep-bound (see the shim).
+TEST(Tokenizer, TrainsASentencepieceModelInProcess) {
+  TempFolder dir;
+  dir.write("corpus.txt", "sort: pear fig apple = apple fig pear\nsort: fig kiwi = fig kiwi\n");
+  lire::data::train_sentencepiece("--input=" + (dir.path / "corpus.txt").string() + " --model_prefix=" +
+                                  (dir.path / "tokenizer").string() +
+                                  " --model_type=word --vocab_size=20 --hard_vocab_limit=false"
+                                  " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=1");
+  const auto tokenizer = Tokenizer::from_model_file((dir.path / "tokenizer.model").string());
+  EXPECT_EQ(tokenizer.bos_id(), 1);
+  EXPECT_EQ(tokenizer.eos_id(), 2);
+  EXPECT_EQ(tokenizer.vocab_size(), 9);  // 3 specials, then sort: = pear fig apple kiwi (a soft limit of 20)
+  const auto ids = tokenizer.encode("sort: kiwi apple =");
+  EXPECT_EQ(ids.size(), 4u);
+  EXPECT_EQ(tokenizer.decode(ids), "sort: kiwi apple =");
+  EXPECT_THROW(lire::data::train_sentencepiece("--input=" + (dir.path / "missing.txt").string() +
+                                               " --model_prefix=" + (dir.path / "m").string() + " --vocab_size=10"),
+               lire::Error);
 }
 
 }  // namespace
