@@ -1,11 +1,12 @@
 // lire-demo-report: the embedded demo's before/after table from lire-eval
 // report folders (docs/demo.md), and its headline line:
 //
-//   lire-demo-report --headline lire sft=out/demo/eval/sft lire=out/demo/eval/lire ...
+//   lire-demo-report --headline lire --report SFT=out/demo/eval/sft --report lire=out/demo/eval/lire ...
 //
 //   | policy | mean reward | win rate vs SFT (95% CI) | KL to SFT |
 //   ...
 //   win rate aligned (lire) vs SFT: 78.3% (95% CI 71.0-85.1%)
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -51,7 +52,9 @@ int main(int argc, char** argv) {
   tool.name = "lire-demo-report";
   tool.description = "Print the demo's before/after table from lire-eval report folders.";
   tool.add_flags = [&](CLI::App& app) {
-    app.add_option("reports", reports, "NAME=REPORT_DIR, one per policy, in table order")->required();
+    app.add_option("--report", reports, "NAME=REPORT_DIR, one per policy, in table order (repeatable)")
+        ->required()
+        ->allow_extra_args(false);
     app.add_option("--headline", headline, "the NAME whose win rate the last line states");
     app.add_option("--baseline-name", baseline_name, "what the baseline is called (default SFT)");
   };
@@ -73,7 +76,10 @@ int main(int argc, char** argv) {
       const std::string where = row.name + " report";
       std::string kl = "-";
       if (row.report.contains("kl") && row.report["kl"].is_object())
-        kl = fmt::format("{:.3f}", number(row.report["kl"], "mean", where));
+      {
+        const double v = number(row.report["kl"], "mean", where);
+        kl = fmt::format("{:.3f}", std::abs(v) < 5e-4 ? 0.0 : v);  // no "-0.000"
+      }
       std::cout << fmt::format("| {} | {:.3f} | {:.1f}% ({:.1f}-{:.1f}%) | {} |\n", row.name,
                                number(s, "mean_reward", where), 100.0 * number(s, "win_rate", where),
                                100.0 * number(s, "ci_lower", where), 100.0 * number(s, "ci_upper", where), kl);

@@ -945,6 +945,21 @@ void Trainer::load_trained(const std::string& checkpoint) {
 }
 
 void Trainer::write_final() {
+  // A finished run resumed again: final/ already holds these weights (rewriting
+  // it would only change its files' times, which the reference caches of runs
+  // built on it compare).
+  const fs::path done = fs::path(run_dir_) / "final";
+  if (fs::exists(done / "trainer_state.json") && fs::exists(done / "config.yaml")) {
+    std::ifstream state_in((done / "trainer_state.json").string()), config_in((done / "config.yaml").string());
+    const auto saved = nlohmann::json::parse(state_in, nullptr, /*allow_exceptions=*/false);
+    std::stringstream config_text;
+    config_text << config_in.rdbuf();
+    if (saved.is_object() && saved.value("step", std::int64_t{-1}) == state_.step &&
+        config_text.str() == cfg_.tree.to_yaml()) {
+      spdlog::info("{} is up to date", done.string());
+      return;
+    }
+  }
   models::ExportOptions exp;
   exp.dtype = cfg_.output.dtype;
   config::write_folder_atomically((fs::path(run_dir_) / "final").string(), [&](const std::string& tmp_folder) {
