@@ -75,8 +75,7 @@ int main(int argc, char** argv) {
       const json& s = row.report["sources"][0];
       const std::string where = row.name + " report";
       std::string kl = "-";
-      if (row.report.contains("kl") && row.report["kl"].is_object())
-      {
+      if (row.report.contains("kl") && row.report["kl"].is_object()) {
         const double v = number(row.report["kl"], "mean", where);
         kl = fmt::format("{:.3f}", std::abs(v) < 5e-4 ? 0.0 : v);  // no "-0.000"
       }
