@@ -3,7 +3,7 @@
 # fixture: run layout, metrics checked against the pools (awk), every loss of
 # the registry, LoRA and full fine-tuning, kill -9 inside and between steps
 # then --resume (pools and parameters bit for bit those of an uninterrupted
-# run), extending a finished run with more steps, one-line errors.
+# run), extending a finished run with more steps, keep_human, one-line errors.
 # Usage: evolve_test.sh BIN_DIR REPO_ROOT
 set -uo pipefail
 BIN=$1
@@ -130,6 +130,18 @@ done
 check "evolve with full fine-tuning exit" $?
 grep -q "policy $TMP/full/evolve-1/final/model" "$TMP/full.out"; check "full: step 2 samples with step 1's model" $?
 [ -f "$TMP/full/final/model/model.safetensors" ]; check "full: final/model" $?
+
+# keep_human: the input lists' responses stay in every pool, first, flagged human; only model ones are new.
+"$TRAIN" "${EV[@]}" --output "$TMP/human" evolve.keep_human=true evolve.steps=2 evolve.iterate=1 \
+  evolve.eval_prompts=null loss.sft_weight=1 loss.sft_target=human >"$TMP/human.out" 2>&1
+check "evolve with keep_human exit" $?
+first=$(head -1 "$TMP/human/evolve-2/pool.jsonl")
+echo "$first" | grep -q '"human":\[true,true,true,true,false,false,false\]'
+check "keep_human: 4 human responses first, then the 3 new ones" $?
+want=$(head -1 "$TMP/prompts.jsonl" | grep -o '"responses": \[[^]]*\]' | sed 's/"responses": //; s/, /,/g')
+echo "$first" | grep -qF "\"responses\":${want%]},"
+check "keep_human: the human responses are the input's" $?
+grep -q '"evolve/human_reward"' "$TMP/human/metrics.jsonl"; check "keep_human: evolve/human_reward" $?
 
 # Errors, one line each.
 expect_fail "evolve into a used folder" "is not empty; pass --resume" "$TRAIN" "${EV[@]}" --output "$TMP/straight"
