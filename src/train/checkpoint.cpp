@@ -3,6 +3,7 @@
 #include "lire/train/checkpoint.h"
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -14,6 +15,16 @@
 #include "lire/io/safetensors.h"
 
 namespace lire::train {
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 namespace fs = std::filesystem;
 namespace {
 

@@ -3,11 +3,13 @@
 
 #include <unistd.h>
 
-#include <chrono>
-#include <ctime>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -21,13 +23,6 @@
 namespace lire::train {
 namespace fs = std::filesystem;
 namespace {
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
 
 // What a scored pool (or eval sample file) says about the policy that wrote it.
 struct PoolStats {
@@ -170,13 +165,13 @@ TrainResult evolve(const TrainJob& job) {
     std::ifstream in(run_json);
     info = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
     if (!info.is_object()) info = nlohmann::json::object();
-    info["resumes"].push_back({{"time", utc_now()}, {"command_line", job.command_line}});
+    info["resumes"].push_back({{"time", utc_timestamp()}, {"command_line", job.command_line}});
   } else {
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
     info = {{"lire_version", LIRE_VERSION},     {"git_commit", LIRE_GIT_COMMIT},
             {"libtorch", torch_description()}, {"evolve_steps", ev.steps},
-            {"host", host},                    {"start_time", utc_now()},
+            {"host", host},                    {"start_time", utc_timestamp()},
             {"command_line", job.command_line}, {"resumes", nlohmann::json::array()}};
   }
   config::write_file_atomically(run_json, info.dump(2) + "\n");
@@ -207,7 +202,8 @@ TrainResult evolve(const TrainJob& job) {
   std::string init_from;
   std::int64_t steps = 0, nonfinite = 0;
   TrainResult inner;
-  double lists_seconds = 0.0, lists = 0.0, tokens = 0.0;
+  // Throughput: the mean over the steps that trained.
+  double trained_steps = 0.0, lists_per_s = 0.0, tokens_per_s = 0.0;
   if (!ev.eval_prompts.empty()) {
     nlohmann::json line = {{"evolve/step", 0}, {"step", 0}};
     eval_policy(0, policy, line);
@@ -258,9 +254,11 @@ TrainResult evolve(const TrainJob& job) {
     eval_policy(e, policy, line);
     lines.push_back(line);
     write_metrics();
-    lists_seconds += inner.lists_per_s > 0 ? 1.0 : 0.0;
-    lists += inner.lists_per_s;
-    tokens += inner.tokens_per_s;
+    if (inner.lists_per_s > 0) {
+      trained_steps += 1.0;
+      lists_per_s += inner.lists_per_s;
+      tokens_per_s += inner.tokens_per_s;
+    }
     std::string summary = fmt::format("evolve {}/{} done: pool mean reward {:.4f}", e, ev.steps, st.mean.at(0));
     if (line.contains("evolve/eval_reward"))
       summary += fmt::format("; eval reward of the new policy {:.4f}", line["evolve/eval_reward"].get<double>());
@@ -278,8 +276,8 @@ TrainResult evolve(const TrainJob& job) {
   result.nonfinite_steps = nonfinite;
   result.eval = inner.eval;
   result.final_dir = (fs::path(run) / "final").string();
-  result.lists_per_s = lists_seconds > 0 ? lists / lists_seconds : 0.0;
-  result.tokens_per_s = lists_seconds > 0 ? tokens / lists_seconds : 0.0;
+  result.lists_per_s = trained_steps > 0 ? lists_per_s / trained_steps : 0.0;
+  result.tokens_per_s = trained_steps > 0 ? tokens_per_s / trained_steps : 0.0;
   std::string trajectory;
   for (const auto& l : lines)
     if (l.contains("evolve/eval_reward"))

@@ -50,15 +50,6 @@ std::string format_duration(double s) {
   return str(total, "s");
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 // The reference log-probs a run uses, after resolving train.reference.
 enum class ReferenceMode { kNone, kAdapterOff, kFrozenCopy, kPrecomputed, kCached };
 
@@ -265,7 +256,7 @@ void Trainer::prepare_run_directory() {
     } catch (const nlohmann::json::exception&) {
       run = nlohmann::json::object();
     }
-    run["resumes"].push_back({{"time", utc_now()}, {"checkpoint", resume_checkpoint_},
+    run["resumes"].push_back({{"time", utc_timestamp()}, {"checkpoint", resume_checkpoint_},
                               {"command_line", job_.command_line}});
   } else {
     char host[256] = {0};
@@ -277,11 +268,11 @@ void Trainer::prepare_run_directory() {
            {"threads", threads_},
            {"world_size", 1},
            {"host", host},
-           {"start_time", utc_now()},
+           {"start_time", utc_timestamp()},
            {"command_line", job_.command_line},
            {"resumes", nlohmann::json::array()}};
     if (!resume_checkpoint_.empty())
-      run["resumes"].push_back({{"time", utc_now()}, {"checkpoint", resume_checkpoint_},
+      run["resumes"].push_back({{"time", utc_timestamp()}, {"checkpoint", resume_checkpoint_},
                                 {"command_line", job_.command_line}});
   }
   config::write_file_atomically(run_json, run.dump(2) + "\n");

@@ -42,6 +42,9 @@ struct TrainerState {
   static TrainerState from_json(const nlohmann::json& j, const std::string& where);
 };
 
+// The current time as UTC ISO 8601 ("2026-11-22T12:00:00Z"), for run.json.
+std::string utc_timestamp();
+
 // "<run>/checkpoints/step-<step>".
 std::string checkpoint_path(const std::string& run_dir, std::int64_t step);
 
