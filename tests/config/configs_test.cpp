@@ -34,8 +34,8 @@ TEST(ShippedConfigs, EveryConfigResolves) {
   const auto paths = shipped_configs();
   std::vector<std::string> names;
   for (const auto& p : paths) names.push_back(p.filename().string());
-  for (const char* expected : {"lire.yaml", "lipo.yaml", "hh4.yaml", "hh.yaml", "tldr.yaml", "lipo-tldr8.yaml",
-                               "dpo.yaml"})
+  for (const char* expected : {"lire.yaml", "lipo.yaml", "hh4.yaml", "hh4-evolve.yaml", "hh.yaml", "tldr.yaml",
+                               "lipo-tldr8.yaml", "dpo.yaml"})
     EXPECT_NE(std::find(names.begin(), names.end(), expected), names.end()) << expected << " missing in configs/";
   for (const auto& p : paths) {
     try {
@@ -89,6 +89,26 @@ TEST(ShippedConfigs, Hh4KeepsTheLirePaperSettings) {
   EXPECT_EQ(cfg.data.prompt_template, "hh");
   EXPECT_LT(cfg.data.max_prompt_length, cfg.data.max_length);
   EXPECT_TRUE(cfg.lora.enabled);
+}
+
+// LIRE Sec. 4.7, Table 6 (E(3)I(1)-HH4): hh4.yaml's training plus Algorithm 1.
+TEST(ShippedConfigs, Hh4EvolveIsTable6sSetting) {
+  const Config cfg = resolve_config("hh4-evolve.yaml");
+  const Config base = resolve_config("hh4.yaml");
+  EXPECT_EQ(cfg.evolve.steps, 3);
+  EXPECT_EQ(cfg.evolve.iterate, 1);
+  EXPECT_EQ(cfg.evolve.samples, 2);
+  EXPECT_TRUE(cfg.evolve.keep_human);
+  EXPECT_EQ(cfg.evolve.rewards, std::vector<std::string>{"rm"});
+  ASSERT_NE(cfg.rewards.find("rm"), nullptr);
+  EXPECT_EQ(cfg.rewards.find("rm")->type, "hf-seq-cls");
+  // The pool is the 2 human responses + M = 2 samples: HH-4.
+  EXPECT_EQ(cfg.evolve.samples + 2, cfg.data.max_responses);
+  EXPECT_EQ(cfg.loss.name, base.loss.name);
+  EXPECT_DOUBLE_EQ(cfg.loss.sft_weight, base.loss.sft_weight);
+  EXPECT_EQ(cfg.loss.sft_target, "human");
+  EXPECT_DOUBLE_EQ(cfg.train.lr, base.train.lr);
+  EXPECT_EQ(cfg.data.max_length, base.data.max_length);
 }
 
 // LIRE Sec. 4.2-4.3 (Table 2), pairwise HH.
