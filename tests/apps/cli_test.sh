@@ -6,30 +6,8 @@
 set -uo pipefail
 BIN=$1
 ROOT=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-
-check() {  # check NAME CONDITION-EXIT-CODE
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1"; fi
-}
-# expect_fail NAME EXPECTED-SUBSTRING CMD...: non-zero exit, one stderr line containing the substring
-expect_fail() {
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$TMP/err")
-  if [ $rc -ne 0 ] && grep -qF -- "$want" "$TMP/err" && [ "$lines" -eq 1 ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name (exit $rc, $lines stderr lines, wanted '$want'):"
-    cat "$TMP/err"
-  fi
-}
+# shellcheck source=tests/apps/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 LOSS="$BIN/lire-loss"
 DATA="$ROOT/configs/examples/scored-lists.jsonl"
@@ -192,5 +170,4 @@ grep -q "resumed from" "$TMP/resume.out"; check "--resume continues from a check
 cmp -s "$TMP/straight/final/adapter/adapter_model.safetensors" "$TMP/killed/final/adapter/adapter_model.safetensors"
 check "kill -9 + --resume gives the uninterrupted run's adapter, bit for bit" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

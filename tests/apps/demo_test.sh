@@ -9,13 +9,8 @@
 set -uo pipefail
 BIN=$1
 ROOT=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-check() {  # check NAME CONDITION-EXIT-CODE
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1"; fi
-}
+# shellcheck source=tests/apps/lib.sh
+source "$(dirname "$0")/lib.sh"
 # value FILE STEP KEY: KEY of the metrics line of Evolve step STEP
 value() { grep "\"evolve/step\":$2[,}]" "$1" | grep -o "\"$3\":[-0-9.e]*" | cut -d: -f2; }
 gt() { awk -v a="$1" -v b="$2" 'BEGIN {exit !(a > b)}'; }
@@ -64,5 +59,4 @@ gt "$lower" 50; check "the aligned policy beats SFT: CI lower bound $lower% > 50
 grep -q '^| SFT | [0-9.]* | 50.0% (50.0-50.0%) | 0.000 |$' "$TMP/table"
 check "the SFT row: 50% against itself, KL 0" $?
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

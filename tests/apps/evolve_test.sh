@@ -8,28 +8,8 @@
 set -uo pipefail
 BIN=$1
 ROOT=$2
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-passed=0
-failed=0
-check() {  # check NAME CONDITION-EXIT-CODE
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $1"; fi
-}
-expect_fail() {  # NAME EXPECTED-SUBSTRING CMD...: non-zero exit, one stderr line containing the substring
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  local lines
-  lines=$(wc -l <"$TMP/err")
-  if [ $rc -ne 0 ] && grep -qF -- "$want" "$TMP/err" && [ "$lines" -eq 1 ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name (exit $rc, $lines stderr lines, wanted '$want'):"
-    cat "$TMP/err"
-  fi
-}
+# shellcheck source=tests/apps/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 TRAIN="$BIN/lire-train"
 FIX="$ROOT/tests/fixtures/hf"
@@ -154,5 +134,4 @@ expect_fail "evolve with LoRA and model.adapter" "model.adapter: an Evolve run w
 expect_fail "evolve with missing prompts" "no-such.jsonl" \
   "$TRAIN" "${EV[@]}" --output "$TMP/e4" "data.train=$TMP/no-such.jsonl"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
