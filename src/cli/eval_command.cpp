@@ -177,10 +177,14 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
   if (!policy_folder.empty()) policy = std::make_unique<Policy>(policy_folder, adapter, load);
   if (!args.reference.empty()) {
     reference = std::make_unique<Policy>(args.reference, "", load, "reference");
-    if (policy)
-      LIRE_CHECK(policy->config().vocab_size == reference->config().vocab_size, "--reference ", args.reference,
-                 ": vocabulary size ", reference->config().vocab_size, " differs from the policy's ",
-                 policy->config().vocab_size);
+    if (policy) {
+      LIRE_CHECK(policy->model().family() == reference->model().family(), "--reference ", args.reference, ": a ",
+                 reference->model().family(), " model, and the policy is a ", policy->model().family(),
+                 " model (KL needs the same architecture and tokenizer)");
+      LIRE_CHECK(policy->model().vocab_size() == reference->model().vocab_size(), "--reference ", args.reference,
+                 ": vocabulary size ", reference->model().vocab_size(), " differs from the policy's ",
+                 policy->model().vocab_size());
+    }
   }
   Scorer scorer(cfg, names, args.reward_models, args.max_sequences);
   torch::NoGradGuard no_grad;

@@ -17,17 +17,19 @@ Policy::Policy(const std::string& folder, const std::string& adapter, const mode
     : folder_(folder) {
   models::LoadOptions with_adapter = load;
   with_adapter.adapter = adapter;
-  model_ = models::load_causal_lm(folder, with_adapter);
+  model_ = models::load_language_model(folder, with_adapter);
   model_->eval();
   if (fs::exists(fs::path(folder) / "tokenizer.model") || fs::exists(fs::path(folder) / "spiece.model"))
     tokenizer_ = std::make_unique<data::Tokenizer>(data::Tokenizer::from_folder(folder));
-  spdlog::info("{} {}{}", role, folder, adapter.empty() ? "" : " + adapter " + adapter);
+  spdlog::info("{} {}{} ({})", role, folder, adapter.empty() ? "" : " + adapter " + adapter, model_.describe());
 }
 
 Policy::~Policy() = default;
 
 std::vector<std::int64_t> Policy::prompt_ids(const data::CandidateList& list,
-                                             const data::TokenizeOptions& options) const {
+                                             const data::TokenizeOptions& tokenize) const {
+  data::TokenizeOptions options = tokenize;
+  options.prompt_eos = model_.is_t5();
   data::CandidateList prompt_only;  // the prompt fields alone: responses play no part
   prompt_only.prompt = list.prompt;
   prompt_only.input = list.input;
@@ -36,8 +38,7 @@ std::vector<std::int64_t> Policy::prompt_ids(const data::CandidateList& list,
   prompt_only.file = list.file;
   prompt_only.line = list.line;
   if (!data::needs_tokenizer(prompt_only)) {
-    const auto& c = model_->config();
-    return data::tokenize_pretokenized(prompt_only, c.vocab_size, c.bos_token_id.value_or(-1), options).prompt_ids;
+    return data::tokenize_pretokenized(prompt_only, model_.vocab_size(), model_.bos_id(), options).prompt_ids;
   }
   if (!tokenizer_)
     throw DataError(str(list.where(), ": the prompt is text, and ", folder_,
@@ -60,7 +61,7 @@ std::vector<std::vector<SampledResponse>> Policy::sample(const std::vector<std::
     };
   }
   torch::NoGradGuard no_grad;
-  const auto generated = generate::generate(*model_, prompts, options.generate, keys, stop);
+  const auto generated = generate::generate(model_, prompts, options.generate, keys, stop);
   std::vector<std::vector<SampledResponse>> out(generated.size());
   for (std::size_t p = 0; p < generated.size(); ++p) {
     for (const auto& g : generated[p]) {

@@ -35,11 +35,10 @@ void human_responses(const data::CandidateList& list, const Policy& policy, cons
   whole.max_length = whole.max_prompt_tokens = whole.max_response_tokens = 0;
   data::TokenizedList t;
   if (list.responses_ids) {
-    const auto& c = policy.config();
     data::CandidateList ids_only = list;
     if (!ids_only.prompt_ids) ids_only.prompt_ids = std::vector<std::int64_t>{0};  // only the responses matter
     ids_only.responses.clear();
-    t = data::tokenize_pretokenized(ids_only, c.vocab_size, -1, whole);
+    t = data::tokenize_pretokenized(ids_only, policy.model().vocab_size(), -1, whole);
   } else {
     LIRE_CHECK(policy.tokenizer(), list.where(), ": keep_human needs a tokenizer in ", policy.folder(),
                " for the responses' text");

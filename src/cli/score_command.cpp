@@ -12,7 +12,7 @@
 #include "lire/core/error.h"
 #include "lire/data/candidate_list.h"
 #include "lire/data/tokenizer.h"
-#include "lire/models/sequence_logprobs.h"
+#include "lire/models/language_model.h"
 #include "lire/models/weights.h"
 
 namespace lire::cli {
@@ -30,18 +30,19 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
   load.device = cfg.runtime.device;
-  const data::TokenizeOptions tokenize = data::tokenize_options(cfg.data);
+  data::TokenizeOptions tokenize = data::tokenize_options(cfg.data);
 
   // Models first: a bad folder fails before any output is touched.
-  std::optional<models::LlamaForCausalLM> policy;
+  std::optional<models::LanguageModel> policy;
   std::optional<data::FolderTokenizer> policy_tokenizer;
   if (!policy_folder.empty()) {
     models::LoadOptions policy_load = load;
     policy_load.adapter = adapter;
-    policy = models::load_causal_lm(policy_folder, policy_load);
-    const auto& c = (*policy)->config();
-    policy_tokenizer.emplace(policy_folder, c.vocab_size, c.bos_token_id.value_or(-1));
-    spdlog::info("policy {}{}", policy_folder, adapter.empty() ? "" : " + adapter " + adapter);
+    policy = models::load_language_model(policy_folder, policy_load);
+    policy_tokenizer.emplace(policy_folder, policy->vocab_size(), policy->bos_id());
+    tokenize.prompt_eos = policy->is_t5();
+    spdlog::info("policy {}{} ({})", policy_folder, adapter.empty() ? "" : " + adapter " + adapter,
+                 policy->describe());
   }
   Scorer scorer(cfg, args.rewards, args.reward_models, args.max_sequences);
   PartialJsonl out(args.output, args.resume);
@@ -69,7 +70,7 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
         auto t = policy_tokenizer->tokenize(list, tokenize);
         lists.push_back({std::move(t.prompt_ids), std::move(t.response_ids)});
       }
-      const auto lp = models::batch_logprobs(**policy, lists, logprob_options);
+      const auto lp = models::batch_logprobs(*policy, lists, logprob_options);
       const auto logps = lp.logps.to(torch::kFloat64).cpu(), counts = lp.token_counts.cpu();
       for (std::size_t b = 0; b < batch.size(); ++b) {
         std::vector<double> values;

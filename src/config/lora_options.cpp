@@ -17,8 +17,9 @@ LoraOptions read_lora_options(SectionReader& reader) {
   o.alpha = reader.number("alpha", o.alpha, NumberRange::positive());
   o.dropout = reader.number("dropout", o.dropout, {0.0, 1.0, false, true});
   o.rslora = reader.boolean("rslora", o.rslora);
+  const bool given = reader.has("targets");
   o.targets = reader.string_list("targets", o.targets);
-  if (o.targets.empty()) reader.fail("targets", "must name at least one module (or all-linear)");
+  if (given && o.targets.empty()) reader.fail("targets", "must name at least one module (or all-linear)");
   for (const auto& t : o.targets)
     if (t.empty()) reader.fail("targets", "module names must be non-empty");
   reader.finish();

@@ -511,6 +511,12 @@ TokenizedList tokenize_impl(const CandidateList& list, const Tokenizer* tokenize
     }
     const auto ids = tokenizer->encode(text);
     out.prompt_ids.insert(out.prompt_ids.end(), ids.begin(), ids.end());
+    if (opts.prompt_eos) {
+      if (tokenizer->eos_id() < 0)
+        throw ConfigError(str(tokenizer->model_path(), ": an encoder-decoder prompt ends with EOS, and the tokenizer "
+                                                       "has no EOS token"));
+      out.prompt_ids.push_back(tokenizer->eos_id());
+    }
   }
   const auto max_prompt = static_cast<std::size_t>(opts.max_prompt_tokens);
   if (max_prompt > 0 && out.prompt_ids.size() > max_prompt) {

@@ -15,60 +15,155 @@ namespace lire::generate {
 namespace {
 
 
-// The state decoding continues from: prompts [first, first + count)
-// left-padded into one batch and prefilled once, each prompt's cache rows then
-// copied `rows_per_prompt` times (samples or beams) instead of prefilling again.
-struct Prefilled {
-  models::KVCache cache;
-  torch::Tensor attention;  // [rows, T] 1 for real tokens
-  torch::Tensor logits;     // [rows, V] at each row's last prompt token
+// Incremental decoding of one batch of prompts, whatever the architecture:
+// start() encodes / prefills prompts [first, first + count), each repeated
+// rows_per_prompt times (samples or beams) without computing it again, and
+// returns the logits [rows, V] of every row's first new token; step() feeds
+// one token per row and returns the next logits; select_rows() reorders the
+// rows' state (beam search).
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  virtual torch::Tensor start(const std::vector<std::vector<std::int64_t>>& prompts, std::size_t first,
+                              std::size_t count, std::int64_t rows_per_prompt) = 0;
+  virtual torch::Tensor step(const torch::Tensor& tokens) = 0;
+  virtual void select_rows(const torch::Tensor& index) = 0;
+  virtual torch::Device device() const = 0;
+  // The token finished rows are fed (their outputs are never read).
+  virtual std::int64_t filler_token() const = 0;
 };
 
-Prefilled prefill(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
-                  std::size_t first, std::size_t count, std::int64_t rows_per_prompt) {
-  const auto device = model.head_weight().device();
-  const auto P = static_cast<std::int64_t>(count);
-  std::size_t T = 0;
-  for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
-  std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * T, 0), mask(static_cast<std::size_t>(P) * T, 0);
-  for (std::size_t p = 0; p < count; ++p) {
-    const auto& prompt = prompts[first + p];
-    const std::size_t pad = T - prompt.size();
-    for (std::size_t t = 0; t < prompt.size(); ++t) {
-      ids[p * T + pad + t] = prompt[t];
-      mask[p * T + pad + t] = 1;
-    }
-  }
-  const auto T64 = static_cast<std::int64_t>(T);
-  Prefilled out;
-  out.attention = torch::tensor(mask, torch::kLong).view({P, T64}).to(device);
-  const auto hidden =
-      model.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(device), out.attention, {}, &out.cache);
-  out.logits = model.logits(hidden.select(1, -1));
-  if (rows_per_prompt > 1) {
-    const auto rows =
-        torch::arange(P, torch::TensorOptions().dtype(torch::kLong).device(device)).repeat_interleave(rows_per_prompt);
-    out.cache.select_rows(rows);
-    out.attention = out.attention.index_select(0, rows);
-    out.logits = out.logits.index_select(0, rows);
-  }
-  return out;
+// Row indices [P * rows_per_prompt]: each prompt's index repeated.
+torch::Tensor repeated_rows(std::int64_t P, std::int64_t rows_per_prompt, const torch::Device& device) {
+  return torch::arange(P, torch::TensorOptions().dtype(torch::kLong).device(device)).repeat_interleave(rows_per_prompt);
 }
 
+// A causal LM: prompts left-padded into one batch and prefilled once into the
+// KV cache, whose rows are then copied per sample.
+class CausalDecoder : public Decoder {
+ public:
+  CausalDecoder(models::LlamaForCausalLMImpl& model, std::int64_t filler) : model_(model), filler_(filler) {}
+
+  torch::Tensor start(const std::vector<std::vector<std::int64_t>>& prompts, std::size_t first, std::size_t count,
+                      std::int64_t rows_per_prompt) override {
+    const auto dev = device();
+    const auto P = static_cast<std::int64_t>(count);
+    std::size_t T = 0;
+    for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
+    std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * T, 0), mask(static_cast<std::size_t>(P) * T, 0);
+    for (std::size_t p = 0; p < count; ++p) {
+      const auto& prompt = prompts[first + p];
+      const std::size_t pad = T - prompt.size();
+      for (std::size_t t = 0; t < prompt.size(); ++t) {
+        ids[p * T + pad + t] = prompt[t];
+        mask[p * T + pad + t] = 1;
+      }
+    }
+    const auto T64 = static_cast<std::int64_t>(T);
+    cache_ = models::KVCache{};
+    attention_ = torch::tensor(mask, torch::kLong).view({P, T64}).to(dev);
+    const auto hidden =
+        model_.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(dev), attention_, {}, &cache_);
+    auto logits = model_.logits(hidden.select(1, -1));
+    if (rows_per_prompt > 1) {
+      const auto rows = repeated_rows(P, rows_per_prompt, dev);
+      cache_.select_rows(rows);
+      attention_ = attention_.index_select(0, rows);
+      logits = logits.index_select(0, rows);
+    }
+    return logits;
+  }
+
+  torch::Tensor step(const torch::Tensor& tokens) override {
+    const auto R = tokens.size(0);
+    attention_ = torch::cat({attention_, torch::ones({R, 1}, attention_.options())}, 1);
+    const auto hidden = model_.forward(tokens.view({R, 1}), attention_, {}, &cache_);
+    return model_.logits(hidden.select(1, -1));
+  }
+
+  void select_rows(const torch::Tensor& index) override {
+    cache_.select_rows(index);
+    attention_ = attention_.index_select(0, index);
+  }
+
+  torch::Device device() const override { return model_.head_weight().device(); }
+  std::int64_t filler_token() const override { return filler_; }
+
+ private:
+  models::LlamaForCausalLMImpl& model_;
+  std::int64_t filler_;
+  models::KVCache cache_;
+  torch::Tensor attention_;  // [rows, T] 1 for real tokens
+};
+
+// T5: prompts right-padded and encoded once; each row's decoder starts from
+// decoder_start_token_id, with the cross-attention keys/values of the encoder
+// states computed on the first decoder step and kept in the cache.
+class Seq2SeqDecoder : public Decoder {
+ public:
+  explicit Seq2SeqDecoder(models::T5ForConditionalGenerationImpl& model) : model_(model) {}
+
+  torch::Tensor start(const std::vector<std::vector<std::int64_t>>& prompts, std::size_t first, std::size_t count,
+                      std::int64_t rows_per_prompt) override {
+    const auto dev = device();
+    const auto P = static_cast<std::int64_t>(count);
+    std::size_t S = 0;
+    for (std::size_t p = 0; p < count; ++p) S = std::max(S, prompts[first + p].size());
+    const auto pad = model_.config().pad_token_id;
+    std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * S, pad), mask(static_cast<std::size_t>(P) * S, 0);
+    for (std::size_t p = 0; p < count; ++p) {
+      const auto& prompt = prompts[first + p];
+      for (std::size_t t = 0; t < prompt.size(); ++t) {
+        ids[p * S + t] = prompt[t];
+        mask[p * S + t] = 1;
+      }
+    }
+    const auto S64 = static_cast<std::int64_t>(S);
+    encoder_mask_ = torch::tensor(mask, torch::kLong).view({P, S64}).to(dev);
+    encoder_states_ = model_.encode(torch::tensor(ids, torch::kLong).view({P, S64}).to(dev), encoder_mask_);
+    if (rows_per_prompt > 1) {
+      const auto rows = repeated_rows(P, rows_per_prompt, dev);
+      encoder_states_ = encoder_states_.index_select(0, rows);
+      encoder_mask_ = encoder_mask_.index_select(0, rows);
+    }
+    cache_ = models::T5DecoderCache{};
+    const auto R = encoder_states_.size(0);
+    return step(torch::full({R}, model_.config().decoder_start_token_id,
+                            torch::TensorOptions().dtype(torch::kLong).device(dev)));
+  }
+
+  torch::Tensor step(const torch::Tensor& tokens) override {
+    const auto hidden = model_.decode(tokens.view({tokens.size(0), 1}), encoder_states_, encoder_mask_, &cache_);
+    return model_.logits(hidden.select(1, -1));
+  }
+
+  void select_rows(const torch::Tensor& index) override {
+    cache_.select_rows(index);
+    encoder_states_ = encoder_states_.index_select(0, index);
+    encoder_mask_ = encoder_mask_.index_select(0, index);
+  }
+
+  torch::Device device() const override { return model_.head_weight().device(); }
+  std::int64_t filler_token() const override { return model_.config().pad_token_id; }
+
+ private:
+  models::T5ForConditionalGenerationImpl& model_;
+  models::T5DecoderCache cache_;
+  torch::Tensor encoder_states_, encoder_mask_;  // [rows, S, d_model], [rows, S]
+};
+
 // Decodes one batch of prompts; `first` is the index of its first prompt.
-void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
+void generate_batch(Decoder& decoder, const std::vector<std::vector<std::int64_t>>& prompts,
                     std::size_t first, std::size_t count, const GenerateOptions& o,
                     const std::vector<std::uint64_t>& keys, const std::vector<std::int64_t>& eos, const StopCheck& stop,
                     std::vector<std::vector<Generation>>& out) {
-  const auto device = model.head_weight().device();
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto device = decoder.device();
   const auto P = static_cast<std::int64_t>(count);
   const std::int64_t K = o.num_samples;
   const std::int64_t R = P * K;
   const bool greedy = o.strategy == "greedy" || o.temperature == 0.0;
 
-  auto [cache, attention, logits] = prefill(model, prompts, first, count, K);
-  torch::Tensor hidden;
+  auto logits = decoder.start(prompts, first, count, K);
 
   std::vector<std::mt19937_64> streams;
   if (!greedy) {
@@ -82,7 +177,7 @@ void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::
   std::vector<Generation> rows(static_cast<std::size_t>(R));
   std::vector<bool> done(static_cast<std::size_t>(R), false);
   std::int64_t remaining = R;
-  const std::int64_t pad_token = eos.empty() ? 0 : eos.front();
+  const std::int64_t pad_token = decoder.filler_token();
 
   for (std::int64_t step = 0; step < o.max_new_tokens && remaining > 0; ++step) {
     const auto model_logprobs = torch::log_softmax(logits.to(torch::kFloat64), -1);  // [R, V]
@@ -119,9 +214,7 @@ void generate_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::
       }
     }
     if (remaining == 0 || step + 1 == o.max_new_tokens) break;
-    attention = torch::cat({attention, torch::ones({R, 1}, long_opts)}, 1);
-    hidden = model.forward(torch::tensor(feed, torch::kLong).view({R, 1}).to(device), attention, {}, &cache);
-    logits = model.logits(hidden.select(1, -1));
+    logits = decoder.step(torch::tensor(feed, torch::kLong).to(device));
   }
   for (std::int64_t r = 0; r < R; ++r) {
     auto& g = rows[r];
@@ -172,11 +265,10 @@ struct Hypotheses {
   }
 };
 
-void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vector<std::int64_t>>& prompts,
+void beam_batch(Decoder& decoder, const std::vector<std::vector<std::int64_t>>& prompts,
                 std::size_t first, std::size_t count, const GenerateOptions& o, const std::vector<std::int64_t>& eos,
                 const StopCheck& stop, std::vector<std::vector<Generation>>& out) {
-  const auto device = model.head_weight().device();
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  const auto device = decoder.device();
   const auto P = static_cast<std::int64_t>(count);
   const std::int64_t NB = o.num_beams;
   const std::int64_t G = o.strategy == "diverse-beam" ? o.num_beam_groups : 1;
@@ -184,8 +276,7 @@ void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vect
   const std::int64_t R = P * NB;
   const double ninf = -std::numeric_limits<double>::infinity();
 
-  auto [cache, attention, logits] = prefill(model, prompts, first, count, NB);
-  torch::Tensor hidden;
+  auto logits = decoder.start(prompts, first, count, NB);
 
   // Beam state by row (p * NB + g * BG + j). At the start only the first beam
   // of each group is live, so a group does not fill itself with copies.
@@ -198,7 +289,7 @@ void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vect
     h.capacity = static_cast<std::size_t>(BG);
     h.length_penalty = o.length_penalty;
   }
-  const std::int64_t pad_token = eos.empty() ? 0 : eos.front();
+  const std::int64_t pad_token = decoder.filler_token();
   const auto is_eos = [&](std::int64_t t) { return std::find(eos.begin(), eos.end(), t) != eos.end(); };
 
   for (std::int64_t step = 0; step < o.max_new_tokens; ++step) {
@@ -264,11 +355,8 @@ void beam_batch(models::LlamaForCausalLMImpl& model, const std::vector<std::vect
     beam_score = std::move(next_score);
     beam_model = std::move(next_model);
     if (all_done || step + 1 == o.max_new_tokens) break;
-    const auto index = torch::tensor(source, torch::kLong).to(device);
-    cache.select_rows(index);
-    attention = torch::cat({attention.index_select(0, index), torch::ones({R, 1}, long_opts)}, 1);
-    hidden = model.forward(torch::tensor(feed, torch::kLong).view({R, 1}).to(device), attention, {}, &cache);
-    logits = model.logits(hidden.select(1, -1));
+    decoder.select_rows(torch::tensor(source, torch::kLong).to(device));
+    logits = decoder.step(torch::tensor(feed, torch::kLong).to(device));
   }
   // Groups still running at the length limit keep their beams as hypotheses.
   for (std::int64_t p = 0; p < P; ++p) {
@@ -345,20 +433,23 @@ torch::Tensor draw_tokens(const torch::Tensor& logprobs, const std::vector<doubl
   return index;
 }
 
-std::vector<std::vector<Generation>> generate(models::LlamaForCausalLMImpl& model,
-                                              const std::vector<std::vector<std::int64_t>>& prompts,
-                                              const GenerateOptions& options, const std::vector<std::uint64_t>& keys,
-                                              const StopCheck& stop) {
+namespace {
+
+// Decodes every batch of prompts with `decoder` (a model of vocabulary `vocab`,
+// ending responses at `default_eos` unless the options name EOS ids).
+std::vector<std::vector<Generation>> run(Decoder& decoder, torch::nn::Module& model, std::int64_t vocab,
+                                         const std::vector<std::int64_t>& default_eos,
+                                         const std::vector<std::vector<std::int64_t>>& prompts,
+                                         const GenerateOptions& options, const std::vector<std::uint64_t>& keys,
+                                         const StopCheck& stop) {
   validate(options);
   LIRE_CHECK(keys.empty() || keys.size() == prompts.size(), "generate: one key per prompt");
-  const auto vocab = model.config().vocab_size;
   for (std::size_t p = 0; p < prompts.size(); ++p) {
-    LIRE_CHECK(!prompts[p].empty(), "generate: prompt ", p, " is empty (it needs at least BOS)");
+    LIRE_CHECK(!prompts[p].empty(), "generate: prompt ", p, " is empty (it needs at least BOS or EOS)");
     for (auto id : prompts[p])
       LIRE_CHECK(id >= 0 && id < vocab, "generate: prompt ", p, " has token id ", id, " outside [0, ", vocab, ")");
   }
-  std::vector<std::int64_t> eos = options.eos_ids;
-  if (eos.empty()) eos = model.config().eos_token_ids;
+  const std::vector<std::int64_t> eos = options.eos_ids.empty() ? default_eos : options.eos_ids;
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -369,13 +460,40 @@ std::vector<std::vector<Generation>> generate(models::LlamaForCausalLMImpl& mode
   for (std::size_t first = 0; first < prompts.size(); first += per_batch) {
     const std::size_t n = std::min(per_batch, prompts.size() - first);
     if (beams) {
-      beam_batch(model, prompts, first, n, options, eos, stop, out);
+      beam_batch(decoder, prompts, first, n, options, eos, stop, out);
     } else {
-      generate_batch(model, prompts, first, n, options, keys, eos, stop, out);
+      generate_batch(decoder, prompts, first, n, options, keys, eos, stop, out);
     }
   }
   if (was_training) model.train();
   return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<Generation>> generate(models::LlamaForCausalLMImpl& model,
+                                              const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const GenerateOptions& options, const std::vector<std::uint64_t>& keys,
+                                              const StopCheck& stop) {
+  const auto& eos = model.config().eos_token_ids;
+  CausalDecoder decoder(model, eos.empty() ? 0 : eos.front());
+  return run(decoder, model, model.config().vocab_size, eos, prompts, options, keys, stop);
+}
+
+std::vector<std::vector<Generation>> generate(models::T5ForConditionalGenerationImpl& model,
+                                              const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const GenerateOptions& options, const std::vector<std::uint64_t>& keys,
+                                              const StopCheck& stop) {
+  Seq2SeqDecoder decoder(model);
+  return run(decoder, model, model.config().vocab_size, {model.config().eos_token_id}, prompts, options, keys, stop);
+}
+
+std::vector<std::vector<Generation>> generate(const models::LanguageModel& model,
+                                              const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const GenerateOptions& options, const std::vector<std::uint64_t>& keys,
+                                              const StopCheck& stop) {
+  if (model.t5()) return generate(*model.t5(), prompts, options, keys, stop);
+  return generate(*model.llama(), prompts, options, keys, stop);
 }
 
 }  // namespace lire::generate

@@ -122,7 +122,7 @@ LlamaConfig parse_llama_config(const json& config, const std::string& file) {
   }
   if (!contains(kLlamaArchitectures, architecture)) {
     f.fail("architectures", str("'", architecture, "' is not supported (supported: ", join(kLlamaArchitectures),
-                                "; T5ForConditionalGeneration support comes later)",
+                                "; T5ForConditionalGeneration as a policy or t5-pairwise ranker)",
                                 did_you_mean(architecture, kLlamaArchitectures)));
   }
   if (model_type.empty()) model_type = architecture.rfind("Mistral", 0) == 0 ? "mistral" : "llama";

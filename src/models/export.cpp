@@ -11,7 +11,7 @@
 #include "lire/config/config_tree.h"
 #include "lire/core/error.h"
 #include "lire/io/safetensors.h"
-#include "lire/models/weights.h"
+#include "lire/models/language_model.h"
 
 namespace lire::models {
 namespace {
@@ -74,7 +74,7 @@ void merge_adapter_to_folder(const std::string& model_folder, const std::string&
   load.device = "cpu";
   load.dtype = "fp32";  // merge in float32, save in the export dtype
   load.adapter = adapter_folder;
-  auto model = load_causal_lm(model_folder, load);
+  const auto model = load_language_model(model_folder, load);  // a Llama-family causal LM or a T5
   save_hf_folder(*model, model_folder, output, options);
 }
 

@@ -79,6 +79,7 @@ void unfreeze_adapters(torch::nn::Module& model) {
 std::vector<std::string> apply_lora(torch::nn::Module& model, const config::LoraOptions& options,
                                     torch::Dtype adapter_dtype) {
   LIRE_CHECK(options.enabled, "apply_lora: lora.enabled is false");
+  LIRE_CHECK(!options.targets.empty(), "apply_lora: no lora.targets (fill in the architecture's default first)");
   std::vector<std::string> adapted;
   for (auto& [path, linear] : linears(model)) {
     if (!matches(path, options.targets)) continue;

@@ -25,7 +25,7 @@
 #include "lire/losses/registry.h"
 #include "lire/models/export.h"
 #include "lire/models/lora.h"
-#include "lire/models/sequence_logprobs.h"
+#include "lire/models/language_model.h"
 #include "lire/models/weights.h"
 #include "lire/train/checkpoint.h"
 #include "lire/train/evolve.h"
@@ -151,7 +151,7 @@ class Trainer {
   void open_data();
   void build_model();
   // A fresh copy of the base model (model.path with model.adapter merged) on `device`.
-  models::LlamaForCausalLM load_base(const std::string& device) const;
+  models::LanguageModel load_base(const std::string& device) const;
   // The dtype of adapters and log-prob computations: float64 for a float64 model, else float32.
   torch::Dtype compute_dtype() const;
   void resolve_reference_mode();
@@ -194,7 +194,8 @@ class Trainer {
   std::optional<data::FolderTokenizer> tokenizer_;
   ReferenceTable train_table_, eval_table_;
 
-  std::optional<models::LlamaForCausalLM> model_, reference_model_;
+  std::optional<models::LanguageModel> model_, reference_model_;
+  config::LoraOptions lora_;  // cfg_.lora with the architecture's default targets filled in
   std::vector<std::pair<std::string, torch::Tensor>> trainable_;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::AdamW> optimizer_;
@@ -287,7 +288,7 @@ void Trainer::open_data() {
   opts.eval_fraction = d.eval.empty() ? d.eval_fraction : 0.0;
   opts.seed = static_cast<std::uint64_t>(cfg_.runtime.seed);
   opts.max_responses = static_cast<std::size_t>(d.max_responses);
-  opts.vocab_size = (*model_)->config().vocab_size;
+  opts.vocab_size = model_->vocab_size();
   opts.fields = d.fields;
   const auto report = [](const data::ListDataset& ds) {
     const auto& s = ds.stats();
@@ -314,26 +315,27 @@ void Trainer::open_data() {
   if (train_split_.records.empty()) throw DataError(str(d.train, ": no training lists left"));
 }
 
-models::LlamaForCausalLM Trainer::load_base(const std::string& device) const {
+models::LanguageModel Trainer::load_base(const std::string& device) const {
   models::LoadOptions load;
   load.dtype = cfg_.model.dtype;
   load.device = device;
   load.adapter = cfg_.model.adapter;
-  return models::load_causal_lm(cfg_.model.path, load);
+  return models::load_language_model(cfg_.model.path, load);
 }
 
 torch::Dtype Trainer::compute_dtype() const {
-  return (*model_)->head_weight().scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  return model_->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
 void Trainer::build_model() {
   if (cfg_.model.path.empty()) throw ConfigError("model.path: no model given (a Hugging Face model folder)");
   model_ = load_base(cfg_.runtime.device);
-  const auto& c = (*model_)->config();
-  tokenizer_.emplace(cfg_.model.path, c.vocab_size, c.bos_token_id.value_or(-1));
-  spdlog::info("model {}{}: {} layers, hidden {}, vocab {}, {}", cfg_.model.path,
-               cfg_.model.adapter.empty() ? "" : " + adapter " + cfg_.model.adapter + " (merged)",
-               c.num_hidden_layers, c.hidden_size, c.vocab_size, c10::toString((*model_)->head_weight().scalar_type()));
+  tokenizer_.emplace(cfg_.model.path, model_->vocab_size(), model_->bos_id());
+  lora_ = cfg_.lora;
+  if (lora_.targets.empty()) lora_.targets = model_->default_lora_targets();
+  spdlog::info("model {}{}: {}, {}", cfg_.model.path,
+               cfg_.model.adapter.empty() ? "" : " + adapter " + cfg_.model.adapter + " (merged)", model_->describe(),
+               c10::toString(model_->dtype()));
 }
 
 void Trainer::resolve_reference_mode() {
@@ -441,11 +443,11 @@ torch::Tensor Trainer::reference_logps(const std::vector<Example>& batch, const 
     case ReferenceMode::kAdapterOff: {
       torch::NoGradGuard no_grad;
       models::AdaptersDisabled off(**model_);
-      return models::batch_logprobs(**model_, tokens_of(batch), logprob_options_).logps.to(lp.logps.scalar_type());
+      return models::batch_logprobs(*model_, tokens_of(batch), logprob_options_).logps.to(lp.logps.scalar_type());
     }
     case ReferenceMode::kFrozenCopy: {
       torch::NoGradGuard no_grad;
-      return models::batch_logprobs(**reference_model_, tokens_of(batch), logprob_options_)
+      return models::batch_logprobs(*reference_model_, tokens_of(batch), logprob_options_)
           .logps.to(lp.logps.scalar_type());
     }
     case ReferenceMode::kPrecomputed:
@@ -527,9 +529,9 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
     models::ListBatchLogprobs lp;
     if (cfg_.lora.enabled) {  // the frozen base of a LoRA run
       models::AdaptersDisabled off(**model_);
-      lp = models::batch_logprobs(**model_, tokens, logprob_options_);
+      lp = models::batch_logprobs(*model_, tokens, logprob_options_);
     } else {
-      lp = models::batch_logprobs(reference_model_ ? **reference_model_ : **model_, tokens, logprob_options_);
+      lp = models::batch_logprobs(reference_model_ ? *reference_model_ : *model_, tokens, logprob_options_);
     }
     const auto l = lp.logps.to(torch::kFloat64).cpu();
     const auto c = lp.token_counts.cpu();
@@ -590,7 +592,7 @@ void Trainer::prepare_reference_tables() {
   const auto key_for = [&](const data::ListDataset& ds) {
     nlohmann::json key = {{"lire_version", LIRE_VERSION},
                           {"model", folder_fingerprint(cfg_.model.path)},
-                          {"model_dtype", c10::toString((*model_)->head_weight().scalar_type())},
+                          {"model_dtype", c10::toString(model_->dtype())},
                           {"data", file_fingerprint(ds.path())},
                           {"records", ds.size()},
                           {"on_error", cfg_.data.on_error},
@@ -705,7 +707,7 @@ bool Trainer::train_step() {
   for (const auto& mb : micro) {
     for (const auto& ex : mb) tokens += ex.token_total;
     if (!finite) continue;
-    const auto lp = models::batch_logprobs(**model_, tokens_of(mb), logprob_options_);
+    const auto lp = models::batch_logprobs(*model_, tokens_of(mb), logprob_options_);
     if (!torch::isfinite(lp.logps.masked_select(lp.mask)).all().item<bool>()) {
       finite = false;
       continue;
@@ -816,7 +818,7 @@ std::map<std::string, double> Trainer::evaluate() {
     std::vector<Example> batch;
     for (std::size_t j = i; j < std::min(eval_split_.records.size(), i + bs); ++j)
       batch.push_back(load_example(eval_split_, eval_split_.records[j]));
-    const auto lp = models::batch_logprobs(**model_, tokens_of(batch), logprob_options_);
+    const auto lp = models::batch_logprobs(*model_, tokens_of(batch), logprob_options_);
     auto in = make_input(batch, lp, true);
     auto out = loss_->forward(in);
     metrics.add(out.metrics);
@@ -880,7 +882,7 @@ void Trainer::save_checkpoint() {
   write_checkpoint(run_dir_, state_.step, [&](const std::string& folder) {
     const fs::path f(folder);
     if (cfg_.lora.enabled) {
-      models::save_lora_adapter(**model_, (f / "adapter").string(), cfg_.lora, cfg_.model.path);
+      models::save_lora_adapter(**model_, (f / "adapter").string(), lora_, cfg_.model.path, model_->peft_task_type());
     } else {
       fs::create_directories(f / "model");
       std::vector<std::pair<std::string, torch::Tensor>> tensors;
@@ -889,7 +891,7 @@ void Trainer::save_checkpoint() {
       // config.json with torch_dtype naming the dtype the tensors were saved in.
       std::ifstream in((fs::path(cfg_.model.path) / "config.json").string());
       nlohmann::json hf = nlohmann::json::parse(in);
-      hf["torch_dtype"] = models::hf_dtype_name((*model_)->head_weight().scalar_type());
+      hf["torch_dtype"] = models::hf_dtype_name(model_->dtype());
       config::write_file_atomically((f / "model" / "config.json").string(), hf.dump(2) + "\n");
     }
     torch::save(*optimizer_, (f / "optimizer.pt").string());
@@ -956,7 +958,8 @@ void Trainer::write_final() {
   config::write_folder_atomically((fs::path(run_dir_) / "final").string(), [&](const std::string& tmp_folder) {
     const fs::path tmp(tmp_folder);
     if (cfg_.lora.enabled) {
-      models::save_lora_adapter(**model_, (tmp / "adapter").string(), cfg_.lora, cfg_.model.path);
+      models::save_lora_adapter(**model_, (tmp / "adapter").string(), lora_, cfg_.model.path,
+                                model_->peft_task_type());
       if (cfg_.output.merge) {
         // Merge into a fresh copy so the trained model stays as it is.
         auto merged = load_base("cpu");
@@ -984,6 +987,7 @@ TrainResult Trainer::run() {
   logprob_options_.max_sequences = cfg_.train.max_sequences;
 
   build_model();
+  tokenize_.prompt_eos = model_->is_t5();
   open_data();
 
   // The targets' kind decides the label transform where the config left it open.
@@ -1023,8 +1027,8 @@ TrainResult Trainer::run() {
     load_trained(job_.init_from);
     spdlog::info("trainable parameters from {}", job_.init_from);
   } else if (cfg_.lora.enabled) {
-    const auto adapted = models::apply_lora(**model_, cfg_.lora, adapter_dtype);
-    spdlog::info("LoRA r={} alpha={} on {} modules", cfg_.lora.r, cfg_.lora.alpha, adapted.size());
+    const auto adapted = models::apply_lora(**model_, lora_, adapter_dtype);
+    spdlog::info("LoRA r={} alpha={} on {} modules", lora_.r, lora_.alpha, adapted.size());
   }
   if (cfg_.lora.enabled) {
     trainable_ = models::lora_parameters(**model_);

@@ -110,7 +110,7 @@ TEST(HfConfig, T5FixtureIsNotALlama) {
                              HasSubstr("'T5ForConditionalGeneration' is not supported"),
                              HasSubstr("LlamaForCausalLM, LlamaForSequenceClassification, MistralForCausalLM, "
                                        "MistralForSequenceClassification"),
-                             HasSubstr("T5ForConditionalGeneration support comes later")));
+                             HasSubstr("T5ForConditionalGeneration as a policy or t5-pairwise ranker")));
 }
 
 TEST(HfConfig, ModelFamily) {
@@ -350,7 +350,7 @@ TEST(HfConfig, UnsupportedArchitectureListsSupported) {
   EXPECT_THAT(message, AllOf(StartsWith("m/config.json: architectures: 'GPTNeoXForCausalLM' is not supported"),
                              HasSubstr("(supported: LlamaForCausalLM, LlamaForSequenceClassification, "
                                        "MistralForCausalLM, MistralForSequenceClassification; "
-                                       "T5ForConditionalGeneration support comes later)")));
+                                       "T5ForConditionalGeneration as a policy or t5-pairwise ranker)")));
   EXPECT_THAT(parse_error(R"({"architectures": ["LlamaForCausalLm"]})"),
               HasSubstr("did you mean LlamaForCausalLM?"));
   EXPECT_THAT(parse_error(R"({"architectures": ["LlamaForCausalLM"], "model_type": "qwen2"})"),

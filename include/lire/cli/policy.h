@@ -1,6 +1,7 @@
 // A policy as lire-sample and lire-eval use it: the model (plus a merged PEFT
 // adapter) and its tokenizer, prompts tokenised by the data rule
-// (data/candidate_list.h: [BOS] + template(prompt), prompt truncation), and
+// (data/candidate_list.h: [BOS] + template(prompt) [+ EOS for T5], prompt
+// truncation), and
 // sampled responses with their token ids, text and log-probs.
 #pragma once
 
@@ -12,7 +13,7 @@
 #include "lire/config/sample_options.h"
 #include "lire/data/candidate_list.h"
 #include "lire/data/tokenizer.h"
-#include "lire/models/llama.h"
+#include "lire/models/language_model.h"
 #include "lire/models/weights.h"
 
 namespace lire::cli {
@@ -34,8 +35,8 @@ class Policy {
          const std::string& role = "policy");
   ~Policy();
 
-  models::LlamaForCausalLMImpl& model() { return *model_; }
-  const io::LlamaConfig& config() const { return model_->config(); }
+  // A Llama-family causal LM or a T5 (by the folder's config.json).
+  const models::LanguageModel& model() const { return model_; }
   const std::string& folder() const { return folder_; }
   // The folder's tokenizer, or nullptr (pre-tokenized prompts only; no text out).
   const data::Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -52,7 +53,7 @@ class Policy {
 
  private:
   std::string folder_;
-  models::LlamaForCausalLM model_{nullptr};
+  models::LanguageModel model_;
   std::unique_ptr<data::Tokenizer> tokenizer_;
 };
 

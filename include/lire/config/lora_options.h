@@ -21,8 +21,10 @@ struct LoraOptions {
   // rsLoRA scaling alpha / sqrt(r).
   bool rslora = false;
   // Linear modules to adapt, by name (q_proj matches every ...q_proj), or
-  // "all-linear" for every Linear but the output heads.
-  std::vector<std::string> targets = {"q_proj", "v_proj"};
+  // "all-linear" for every Linear but the output heads. Empty (not given):
+  // the architecture's default, as PEFT's (Llama q_proj, v_proj; T5 q, v),
+  // filled in by whoever knows the model (models::LanguageModel).
+  std::vector<std::string> targets;
 
   double scaling() const;
 };

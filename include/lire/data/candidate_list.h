@@ -158,6 +158,8 @@ std::vector<CandidateList> read_candidate_lists(const std::string& path, const R
 struct TokenizeOptions {
   std::string prompt_template = "raw";  // data.prompt_template (see prompt_template.h)
   bool append_eos = true;               // EOS after every text response, whatever add_eos_token says
+  bool prompt_eos = false;              // EOS after a text prompt: set for encoder-decoder models (T5), whose
+                                        // encoder input ends with EOS as HF's T5Tokenizer encodes it
   std::int64_t max_length = 0;          // data.max_length: 0 = no limit; else prompt + response <= max_length
                                         // (responses cut)
   std::int64_t max_prompt_tokens = 0;   // data.max_prompt_length: 0 = no limit; else keep BOS + the last

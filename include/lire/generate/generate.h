@@ -1,4 +1,5 @@
-// Incremental decoding of a causal LM with its KV cache: prompts of different
+// Incremental decoding of a causal LM with its KV cache (or of T5, with an
+// encoder pass and the decoder's KV cache): prompts of different
 // lengths are left-padded into one batch and prefilled once; the K samples of
 // a prompt copy its cached keys/values instead of prefilling K times; then one
 // token per step for every row until EOS, a stop condition or max_new_tokens.
@@ -29,7 +30,9 @@
 #include <torch/types.h>
 
 #include "lire/generate/generate_options.h"
+#include "lire/models/language_model.h"
 #include "lire/models/llama.h"
+#include "lire/models/t5.h"
 
 namespace lire::generate {
 
@@ -49,7 +52,26 @@ using StopCheck = std::function<bool(std::size_t prompt, std::int64_t sample, co
 // included as the caller's tokenizer wants). `keys` (one per prompt; empty =
 // the prompt's index) identify prompts for the random streams, so a prompt
 // keeps its samples whatever else is in the batch. Returns [prompt][sample].
+// Responses end at config.json's eos_token_id unless options.eos_ids are given.
 std::vector<std::vector<Generation>> generate(models::LlamaForCausalLMImpl& model,
+                                              const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const GenerateOptions& options,
+                                              const std::vector<std::uint64_t>& keys = {},
+                                              const StopCheck& stop = {});
+
+// The same for T5: the prompt is the encoder input (encoded once per prompt,
+// right-padded in the batch, its encoder states and cross-attention keys and
+// values shared by the prompt's samples or beams), and each response is
+// decoded from decoder_start_token_id with the decoder's KV cache. Every
+// strategy works as for the causal LM, with the same random streams.
+std::vector<std::vector<Generation>> generate(models::T5ForConditionalGenerationImpl& model,
+                                              const std::vector<std::vector<std::int64_t>>& prompts,
+                                              const GenerateOptions& options,
+                                              const std::vector<std::uint64_t>& keys = {},
+                                              const StopCheck& stop = {});
+
+// Either architecture.
+std::vector<std::vector<Generation>> generate(const models::LanguageModel& model,
                                               const std::vector<std::vector<std::int64_t>>& prompts,
                                               const GenerateOptions& options,
                                               const std::vector<std::uint64_t>& keys = {},

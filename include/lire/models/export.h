@@ -29,7 +29,7 @@ void save_hf_folder(torch::nn::Module& model, const std::string& source_folder, 
 // The `torch_dtype` name HF's config.json uses for `dtype` ("float32", "bfloat16", ...).
 std::string hf_dtype_name(torch::Dtype dtype);
 
-// lire-merge: base model + PEFT adapter -> merged HF folder.
+// lire-merge: base model (a Llama-family causal LM or a T5) + PEFT adapter -> merged HF folder.
 void merge_adapter_to_folder(const std::string& model_folder, const std::string& adapter_folder,
                              const std::string& output, const ExportOptions& options = {});
 
