@@ -408,6 +408,26 @@ TEST(CandidateList, TokenizeRule) {
   EXPECT_EQ(tokenize(list, tokenizer, no_eos).response_ids[0], tokenizer.encode("world"));
 }
 
+// Encoder-decoder (T5) prompts end with EOS, as HF's T5Tokenizer encodes the
+// encoder input; a left-truncated prompt keeps its last tokens, EOS among them.
+TEST(CandidateList, EncoderDecoderPromptsEndWithEos) {
+  const Tokenizer& tokenizer = tiny_tokenizer();
+  const auto list = read_one(R"({"prompt": "The GNU General Public License", "responses": ["world"]})");
+  TokenizeOptions opts;
+  opts.prompt_eos = true;
+  const auto prompt = tokenizer.encode("The GNU General Public License");
+  const auto t = tokenize(list, tokenizer, opts);
+  EXPECT_EQ(t.prompt_ids, concat(concat({tokenizer.bos_id()}, prompt), {tokenizer.eos_id()}));
+  EXPECT_EQ(t.response_ids[0], concat(tokenizer.encode("world"), {tokenizer.eos_id()}));
+  opts.max_prompt_tokens = 4;
+  EXPECT_EQ(tokenize(list, tokenizer, opts).prompt_ids,
+            concat(concat({tokenizer.bos_id()}, std::vector<std::int64_t>(prompt.end() - 2, prompt.end())),
+                   {tokenizer.eos_id()}));
+  // Pre-tokenized prompt_ids are used as they are.
+  const auto ids = read_one(R"({"prompt_ids": [5, 6, 7], "responses_ids": [[8]]})");
+  EXPECT_EQ(tokenize(ids, tokenizer, opts).prompt_ids, (std::vector<std::int64_t>{5, 6, 7}));
+}
+
 TEST(CandidateList, TokenizeAppliesTheTemplate) {
   const Tokenizer& tokenizer = tiny_tokenizer();
   const auto list = read_one(R"({"prompt": "Translate.", "input": "Bonjour", "responses": ["Hello"]})");
