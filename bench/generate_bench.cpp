@@ -1,7 +1,7 @@
-// lire-bench-generate: generation throughput of a causal LM folder with each
+// lire-bench-generate: generation throughput of a causal LM or T5 folder with each
 // decoding strategy of the generation engine (generate/generate.h): prompts/s
 // and generated tokens/s for greedy, sampling (K samples sharing the prompt's
-// cache), beam and diverse beam search. Prompts are random token ids of a
+// cache, or a T5 prompt's encoder pass), beam and diverse beam search. Prompts are random token ids of a
 // fixed length; EOS is disabled so every response runs to max_new_tokens.
 //
 // A benchmark, not a test: it prints figures and asserts nothing (docs/perf.md
@@ -20,7 +20,7 @@
 
 #include "lire/core/torch_runtime.h"
 #include "lire/generate/generate.h"
-#include "lire/models/weights.h"
+#include "lire/models/language_model.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -53,16 +53,19 @@ int main(int argc, char** argv) {
     lire::models::LoadOptions load;
     load.dtype = dtype;
     load.device = device;
-    auto model = lire::models::load_causal_lm(folder, load);
-    const auto vocab = model->config().vocab_size;
+    const auto model = lire::models::load_language_model(folder, load);
+    const auto vocab = model.vocab_size();
     std::mt19937_64 rng(1);
     std::vector<std::vector<std::int64_t>> prompts(static_cast<std::size_t>(prompts_n));
     for (auto& p : prompts) {
-      p.push_back(1);
-      for (long t = 1; t < prompt_len; ++t) p.push_back(3 + static_cast<std::int64_t>(rng() % (vocab - 3)));
+      // Llama: BOS first; T5: EOS last. Ids 0-2 are special in both.
+      if (!model.is_t5()) p.push_back(1);
+      while (static_cast<long>(p.size()) < prompt_len - (model.is_t5() ? 1 : 0))
+        p.push_back(3 + static_cast<std::int64_t>(rng() % (vocab - 3)));
+      if (model.is_t5()) p.push_back(model.eos_ids().front());
     }
-    std::printf("model %s, %s, %d threads; %ld prompts of %ld tokens, %ld new tokens each, %ld prompts a batch\n",
-                folder.c_str(), lire::torch_description().c_str(), used_threads, prompts_n, prompt_len, new_tokens,
+    std::printf("model %s (%s), %s, %d threads; %ld prompts of %ld tokens, %ld new tokens each, %ld prompts a batch\n",
+                folder.c_str(), model.describe().c_str(), lire::torch_description().c_str(), used_threads, prompts_n, prompt_len, new_tokens,
                 batch);
     std::printf("%-36s %10s %12s %14s\n", "strategy", "seconds", "prompts/s", "new tokens/s");
     struct Case {
@@ -85,9 +88,9 @@ int main(int argc, char** argv) {
       o.max_new_tokens = new_tokens;
       o.batch_prompts = batch;
       o.eos_ids = {-1};
-      lire::generate::generate(*model, {prompts[0]}, o);  // warm-up
+      lire::generate::generate(model, {prompts[0]}, o);  // warm-up
       const auto t0 = std::chrono::steady_clock::now();
-      const auto out = lire::generate::generate(*model, prompts, o);
+      const auto out = lire::generate::generate(model, prompts, o);
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       double tokens = 0;
       for (const auto& p : out)
