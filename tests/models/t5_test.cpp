@@ -166,6 +166,44 @@ TEST(T5Buckets, MatchHfTableExactly) {
             true);
 }
 
+// Other bucket counts and distances against a scalar transcription of HF's
+// _relative_position_bucket (float32 log, truncation toward zero).
+int64_t scalar_bucket(int64_t relative, bool bidirectional, int64_t num_buckets, int64_t max_distance) {
+  int64_t bucket = 0;
+  if (bidirectional) {
+    num_buckets /= 2;
+    if (relative > 0) bucket += num_buckets;
+    relative = std::abs(relative);
+  } else {
+    relative = -std::min<int64_t>(relative, 0);
+  }
+  const int64_t max_exact = num_buckets / 2;
+  if (relative < max_exact) return bucket + relative;
+  const float scaled = std::log(static_cast<float>(relative) / static_cast<float>(max_exact)) /
+                       static_cast<float>(std::log(static_cast<double>(max_distance) / max_exact)) *
+                       static_cast<float>(num_buckets - max_exact);
+  return bucket + std::min<int64_t>(max_exact + static_cast<int64_t>(scaled), num_buckets - 1);
+}
+
+TEST(T5Buckets, OtherCountsAndDistancesMatchTheFormula) {
+  std::vector<int64_t> offsets;
+  for (int64_t r = -300; r <= 300; ++r) offsets.push_back(r);
+  const auto relative = torch::tensor(offsets, torch::kLong);
+  for (const auto& [buckets, distance] : std::vector<std::pair<int64_t, int64_t>>{{8, 10}, {16, 64}, {32, 128}, {64, 256}}) {
+    for (const bool bidirectional : {true, false}) {
+      const auto got = t5_relative_position_bucket(relative, bidirectional, buckets, distance);
+      int64_t mismatches = 0, top = 0;
+      for (std::size_t i = 0; i < offsets.size(); ++i) {
+        const auto b = got[static_cast<int64_t>(i)].item<int64_t>();
+        mismatches += b != scalar_bucket(offsets[i], bidirectional, buckets, distance);
+        top = std::max(top, b);
+      }
+      EXPECT_EQ(mismatches, 0) << buckets << "/" << distance << (bidirectional ? " bidirectional" : " causal");
+      EXPECT_EQ(top, buckets - 1) << "every bucket count reaches its last bucket by offset 300";
+    }
+  }
+}
+
 // ------------------------------------------------------------------ parity
 TEST(T5Parity, Float64LogitsMatchExactReference) {
   torch::NoGradGuard no_grad;
