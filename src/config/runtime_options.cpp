@@ -33,6 +33,7 @@ RuntimeOptions read_runtime_options(SectionReader& reader) {
                               did_you_mean(o.device, {"auto", "cpu", "cuda"})));
   }
   o.seed = reader.integer("seed", o.seed);
+  o.dist_timeout_s = reader.number("dist_timeout_s", o.dist_timeout_s, NumberRange::positive());
   reader.finish();
   return o;
 }

@@ -43,6 +43,7 @@ TEST(Config, EmptyTreeGivesDefaults) {
   EXPECT_EQ(cfg.runtime.threads, 0);
   EXPECT_EQ(cfg.runtime.device, "auto");
   EXPECT_EQ(cfg.runtime.seed, 1234);
+  EXPECT_DOUBLE_EQ(cfg.runtime.dist_timeout_s, 600.0);
   EXPECT_EQ(cfg.tree.root(), json::object());
 }
 
@@ -53,12 +54,14 @@ TEST(Config, ReadsLossAndRuntime) {
       "runtime:\n"
       "  threads: 4\n"
       "  device: cuda:1\n"
-      "  seed: 42\n");
+      "  seed: 42\n"
+      "  dist_timeout_s: 30\n");
   EXPECT_EQ(cfg.loss.name, "lire");
   EXPECT_DOUBLE_EQ(cfg.loss.temperature, 3.0);
   EXPECT_EQ(cfg.runtime.threads, 4);
   EXPECT_EQ(cfg.runtime.device, "cuda:1");
   EXPECT_EQ(cfg.runtime.seed, 42);
+  EXPECT_DOUBLE_EQ(cfg.runtime.dist_timeout_s, 30.0);
   EXPECT_EQ(cfg.tree.root()["loss"]["temperature"], json(3));
 }
 

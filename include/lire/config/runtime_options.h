@@ -15,6 +15,9 @@ struct RuntimeOptions {
   std::string device = "auto";
   // Seed of the global generators (torch, and every sampler that has none of its own).
   std::int64_t seed = 1234;
+  // Multi-process jobs (train/process_group.h): how long a rendezvous or a
+  // collective waits for the other ranks before failing with a clear error.
+  double dist_timeout_s = 600.0;
 };
 
 RuntimeOptions read_runtime_options(SectionReader& reader);

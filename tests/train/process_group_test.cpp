@@ -1,0 +1,168 @@
+// c10d process groups on 127.0.0.1 with Gloo: two real processes (this test
+// binary re-executed as rank 1 with torchrun's variables set) sum bucketed
+// tensors of several dtypes, reduce values, and a rank that dies or hangs
+// makes the other fail with a DistributedError within the timeout.
+#include "lire/train/process_group.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+extern char** environ;
+
+namespace lire::train {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A TCP port nobody listens on now.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// Starts this binary as rank 1 of 2 running the disabled child test `name`.
+pid_t spawn_rank1(const std::string& name, int port) {
+  std::vector<std::string> env_strings = {"RANK=1", "WORLD_SIZE=2", "LOCAL_RANK=1", "MASTER_ADDR=127.0.0.1",
+                                          "MASTER_PORT=" + std::to_string(port)};
+  for (char** e = environ; *e; ++e) {
+    const std::string s = *e;
+    if (s.rfind("RANK=", 0) && s.rfind("WORLD_SIZE=", 0) && s.rfind("MASTER_", 0) && s.rfind("LOCAL_RANK=", 0))
+      env_strings.push_back(s);
+  }
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string exe = "/proc/self/exe", also = "--gtest_also_run_disabled_tests",
+              filter = "--gtest_filter=DISABLED_ProcessGroupChild." + name;
+  char* argv[] = {exe.data(), also.data(), filter.data(), nullptr};
+  pid_t pid = 0;
+  EXPECT_EQ(posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv, envp.data()), 0);
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+DistEnv env_of(int rank, int port) {
+  DistEnv env;
+  env.rank = rank;
+  env.world_size = 2;
+  env.master_port = port;
+  return env;
+}
+
+// What both ranks do: rank r contributes (r + 1) * (i + 1) * arange for
+// tensor i; the sum over ranks 0 and 1 is 3 * (i + 1) * arange. Buckets of
+// 64 bytes split the float64 tensors into several collectives.
+void sum_and_check(ProcessGroup& group) {
+  const std::vector<std::vector<std::int64_t>> shapes = {{3, 4}, {7}, {2, 2, 2}, {5}, {1}};
+  std::vector<torch::Tensor> tensors;
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const auto dtype = i == 3 ? torch::kFloat32 : torch::kFloat64;
+    const auto n = c10::multiply_integers(shapes[i]);
+    tensors.push_back(torch::arange(n, dtype).reshape(shapes[i]) * static_cast<double>((group.rank() + 1) * (i + 1)));
+  }
+  group.all_reduce_sum(tensors, /*bucket_bytes=*/64);
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const auto want = torch::arange(c10::multiply_integers(shapes[i]), tensors[i].scalar_type()).reshape(shapes[i]) *
+                      static_cast<double>(3 * (i + 1));
+    EXPECT_TRUE(torch::equal(tensors[i], want)) << "tensor " << i;
+  }
+  const auto values = group.all_reduce_sum(std::vector<double>{1.5, static_cast<double>(group.rank())});
+  EXPECT_EQ(values, (std::vector<double>{3.0, 1.0}));
+  EXPECT_EQ(group.all_reduce_min(group.rank() == 0 ? 1.0 : 0.0), 0.0);
+  group.barrier();
+}
+
+TEST(ProcessGroup, TwoRanksSumBucketedTensorsAndValues) {
+  const int port = free_port();
+  const pid_t child = spawn_rank1("SumAndCheck", port);
+  {
+    auto group = ProcessGroup::connect(env_of(0, port), 60.0, torch::kCPU);
+    EXPECT_EQ(group->rank(), 0);
+    EXPECT_EQ(group->size(), 2);
+    EXPECT_EQ(group->backend(), "gloo");
+    sum_and_check(*group);
+  }
+  EXPECT_EQ(wait_exit(child), 0) << "rank 1's checks failed";
+}
+
+TEST(ProcessGroup, DeadOrHangingRankFailsWithinTheTimeout) {
+  for (const std::string child_test : {"JoinThenExit", "JoinThenHang"}) {
+    SCOPED_TRACE(child_test);
+    const int port = free_port();
+    const pid_t child = spawn_rank1(child_test, port);
+    auto group = ProcessGroup::connect(env_of(0, port), 3.0, torch::kCPU);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<torch::Tensor> grads = {torch::ones({4})};
+    try {
+      group->all_reduce_sum(grads);
+      ADD_FAILURE() << "expected a DistributedError";
+    } catch (const DistributedError& e) {
+      EXPECT_THAT(e.what(), HasSubstr("rank 0 of 2: all-reduce of gradients failed; another rank died or did not join "
+                                      "within runtime.dist_timeout_s = 3 s"));
+    }
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(waited, 15.0) << "the error must come within about the timeout";
+    ::kill(child, SIGKILL);
+    wait_exit(child);
+  }
+}
+
+TEST(ProcessGroup, RendezvousWithoutPeersTimesOut) {
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    ProcessGroup::connect(env_of(0, free_port()), 1.0, torch::kCPU);
+    ADD_FAILURE() << "expected a DistributedError";
+  } catch (const DistributedError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("rank 0 of 2: the rendezvous at 127.0.0.1:"));
+    EXPECT_THAT(e.what(), HasSubstr("runtime.dist_timeout_s = 1 s"));
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 15.0);
+}
+
+// ---- rank 1's side, run only by the tests above (disabled otherwise)
+
+TEST(DISABLED_ProcessGroupChild, SumAndCheck) {
+  auto group = ProcessGroup::connect(read_dist_env(), 60.0, torch::kCPU);
+  sum_and_check(*group);
+}
+
+TEST(DISABLED_ProcessGroupChild, JoinThenExit) {
+  auto group = ProcessGroup::connect(read_dist_env(), 60.0, torch::kCPU);
+  std::_Exit(0);  // dies without taking part in the collective
+}
+
+TEST(DISABLED_ProcessGroupChild, JoinThenHang) {
+  auto group = ProcessGroup::connect(read_dist_env(), 60.0, torch::kCPU);
+  std::this_thread::sleep_for(std::chrono::seconds(60));  // alive, never joins the collective
+}
+
+}  // namespace
+}  // namespace lire::train
