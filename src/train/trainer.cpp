@@ -31,6 +31,7 @@
 #include "lire/train/evolve.h"
 #include "lire/train/lr_schedule.h"
 #include "lire/train/optimizer.h"
+#include "lire/train/process_group.h"
 #include "lire/train/reference_cache.h"
 #include "lire/version.h"
 
@@ -130,7 +131,9 @@ class MetricsLog {
     }
     if (!out_) throw Error(str(path, ": cannot open for writing"));
   }
+  // Other ranks than 0 never open the log: their writes go nowhere.
   void write(const nlohmann::json& record) {
+    if (path_.empty()) return;
     out_ << record.dump() << "\n";
     out_.flush();
     if (!out_) throw Error(str(path_, ": write failed (disk full?)"));
@@ -179,8 +182,16 @@ class Trainer {
     return static_cast<double>(state_.epoch) + (n ? static_cast<double>(state_.position) / n : 0.0);
   }
 
+  // Data parallelism (docs/distributed.md): rank 0 of world_ writes everything.
+  void connect_ranks();
+  bool writer() const { return rank_ == 0; }
+  // Sums every rank's gradients (undefined ones count as zeros).
+  void all_reduce_gradients();
+
   const TrainJob& job_;
   const config::Config& cfg_;
+  std::unique_ptr<ProcessGroup> group_;
+  int rank_ = 0, world_ = 1;
   std::string run_dir_;
   std::string resume_checkpoint_;  // "" = fresh run
   torch::Device device_{torch::kCPU};
@@ -245,6 +256,9 @@ void Trainer::prepare_run_directory() {
     throw ConfigError(str("--output ", run_dir_, " is not empty; pass --resume to continue that run, or choose "
                           "another folder"));
   }
+  // Every rank has seen the folder as it was; from here on only rank 0 writes.
+  if (group_) group_->barrier();
+  if (!writer()) return;
   fs::create_directories(run_dir_);
 
   // run.json: provenance, with one entry per resume.
@@ -267,7 +281,7 @@ void Trainer::prepare_run_directory() {
            {"libtorch", torch_description()},
            {"device", device_.str()},
            {"threads", threads_},
-           {"world_size", 1},
+           {"world_size", world_},
            {"host", host},
            {"start_time", utc_timestamp()},
            {"command_line", job_.command_line},
@@ -329,7 +343,7 @@ torch::Dtype Trainer::compute_dtype() const {
 
 void Trainer::build_model() {
   if (cfg_.model.path.empty()) throw ConfigError("model.path: no model given (a Hugging Face model folder)");
-  model_ = load_base(cfg_.runtime.device);
+  model_ = load_base(device_.str());
   tokenizer_.emplace(cfg_.model.path, model_->vocab_size(), model_->bos_id());
   lora_ = cfg_.lora;
   if (lora_.targets.empty()) lora_.targets = model_->default_lora_targets();
@@ -633,14 +647,14 @@ void Trainer::prepare_reference_tables() {
       }
       // A full-fine-tuning resume needs the initial weights to recompute.
       if (!cfg_.lora.enabled && !resume_checkpoint_.empty() && !reference_model_) {
-        reference_model_ = load_base(cfg_.runtime.device);
+        reference_model_ = load_base(device_.str());
         (*reference_model_)->eval();
       }
       const auto t0 = Clock::now();
       (*model_)->eval();
       prepare_split(all, &table);
       (*model_)->train();
-      save_reference_table(path, key, table);
+      if (writer()) save_reference_table(path, key, table);
       spdlog::info("reference log-probs of {} lists computed in {} and cached in {}", all.records.size(),
                    format_duration(seconds_since(t0)), path);
       const auto keep = [&](Split& s) {
@@ -671,7 +685,8 @@ bool Trainer::train_step() {
   const auto t0 = Clock::now();
   const auto& order = order_->order(static_cast<std::size_t>(state_.epoch));
   const auto n = static_cast<std::int64_t>(order.size());
-  const std::int64_t want = cfg_.train.batch_size * cfg_.train.grad_accum;
+  // The step's lists: batch_size x grad_accum per rank, world_ ranks.
+  const std::int64_t want = cfg_.train.batch_size * cfg_.train.grad_accum * world_;
   std::vector<std::size_t> records;
   while (static_cast<std::int64_t>(records.size()) < want && state_.position < n)
     records.push_back(order[static_cast<std::size_t>(state_.position++)]);
@@ -680,13 +695,19 @@ bool Trainer::train_step() {
     state_.position = 0;
   }
 
-  // Micro-batches, and the denominators of the whole step.
+  // Micro-batches, and the denominators of the whole step. Micro-batch i of
+  // the step is lists [i * B * W, (i + 1) * B * W) of `records`, of which rank
+  // r trains on [i * B * W + r * B, + B): together the ranks train on exactly
+  // the lists one process would with batch_size B * W.
+  const auto B = static_cast<std::size_t>(cfg_.train.batch_size);
+  const auto W = static_cast<std::size_t>(world_);
   std::vector<std::vector<Example>> micro;
-  for (std::size_t i = 0; i < records.size(); i += static_cast<std::size_t>(cfg_.train.batch_size)) {
+  for (std::size_t i = 0; i < records.size(); i += B * W) {
     std::vector<Example> mb;
-    for (std::size_t j = i; j < std::min(records.size(), i + static_cast<std::size_t>(cfg_.train.batch_size)); ++j)
+    const std::size_t begin = std::min(records.size(), i + B * static_cast<std::size_t>(rank_));
+    for (std::size_t j = begin; j < std::min(records.size(), begin + B); ++j)
       mb.push_back(load_example(train_split_, records[j]));
-    micro.push_back(std::move(mb));
+    if (!mb.empty()) micro.push_back(std::move(mb));
   }
   const auto compute_options = torch::TensorOptions().dtype(compute_dtype()).device(device_);
   double den = 0, sft_den = 0;
@@ -697,6 +718,11 @@ bool Trainer::train_step() {
     const auto out = loss_->forward(in);
     den += out.denominator.item<double>();
     sft_den += out.sft_denominator.defined() ? out.sft_denominator.item<double>() : 0.0;
+  }
+  if (group_) {  // the loss's normalisers are those of the global batch
+    const auto sums = group_->all_reduce_sum(std::vector<double>{den, sft_den});
+    den = sums[0];
+    sft_den = sums[1];
   }
 
   bool finite = true;
@@ -730,6 +756,27 @@ bool Trainer::train_step() {
     step_loss += value;
     metrics.add(out.metrics);
   }
+  if (group_) {
+    // Every rank steps or none does; the gradients and the loss are the global batch's.
+    finite = group_->all_reduce_min(finite ? 1.0 : 0.0) > 0.5;
+    if (finite) all_reduce_gradients();
+    const auto sums = group_->all_reduce_sum(std::vector<double>{step_loss, static_cast<double>(tokens)});
+    step_loss = sums[0];
+    tokens = static_cast<std::int64_t>(sums[1]);
+    // Metrics: summed when every rank has the same ones (a rank left without
+    // lists at an epoch's end has none; then this rank's are logged).
+    const auto count = static_cast<double>(metrics.values.size());
+    if (group_->all_reduce_min(count) == count && group_->all_reduce_sum(std::vector<double>{count})[0] == count * world_) {
+      std::vector<double> flat;
+      for (const auto& [name, v] : metrics.values) flat.insert(flat.end(), {v.first, v.second});
+      flat = group_->all_reduce_sum(flat);
+      std::size_t k = 0;
+      for (auto& [name, v] : metrics.values) {
+        v = {flat[k], flat[k + 1]};
+        k += 2;
+      }
+    }
+  }
   GradNorm norm;
   if (finite) {
     norm = clip_grad_norm(params_, cfg_.train.max_grad_norm);
@@ -749,7 +796,7 @@ bool Trainer::train_step() {
   zero_grads(params_);
   ++state_.step;
   const double seconds = seconds_since(t0);
-  state_.lists_seen += static_cast<std::int64_t>(records.size());
+  state_.lists_seen += static_cast<std::int64_t>(records.size());  // the global batch's
   state_.tokens_seen += tokens;
   state_.train_seconds += seconds;
 
@@ -878,6 +925,10 @@ void Trainer::after_eval(const std::map<std::string, double>& metrics) {
 
 void Trainer::save_checkpoint() {
   if (last_saved_step_ == state_.step) return;
+  if (!writer()) {  // rank 0 saves the weights every rank holds
+    last_saved_step_ = state_.step;
+    return;
+  }
   const auto t0 = Clock::now();
   write_checkpoint(run_dir_, state_.step, [&](const std::string& folder) {
     const fs::path f(folder);
@@ -938,6 +989,7 @@ void Trainer::load_trained(const std::string& checkpoint) {
 }
 
 void Trainer::write_final() {
+  if (!writer()) return;
   // A finished run resumed again: final/ already holds these weights (rewriting
   // it would only change its files' times, which the reference caches of runs
   // built on it compare).
@@ -981,6 +1033,7 @@ TrainResult Trainer::run() {
   device_ = resolve_device(cfg_.runtime.device);
   torch::manual_seed(static_cast<std::uint64_t>(cfg_.runtime.seed));  // LoRA init, dropout: runtime.seed
   threads_ = torch::get_num_threads();
+  connect_ranks();
   prepare_run_directory();
   loss_options_ = cfg_.loss;
   tokenize_ = data::tokenize_options(cfg_.data);
@@ -1016,7 +1069,7 @@ TrainResult Trainer::run() {
 
   // LoRA (or full fine-tuning), then the reference model where one is needed.
   if (reference_mode_ == ReferenceMode::kFrozenCopy) {
-    reference_model_ = load_base(cfg_.runtime.device);
+    reference_model_ = load_base(device_.str());
     (*reference_model_)->eval();
     for (auto& p : (*reference_model_)->parameters()) p.set_requires_grad(false);
   }
@@ -1083,7 +1136,8 @@ TrainResult Trainer::run() {
     state_ = TrainerState{};
     state_.best_metric = cfg_.output.keep_best;
   }
-  metrics_.open((fs::path(run_dir_) / "metrics.jsonl").string(), resume_checkpoint_.empty() ? -1 : state_.step);
+  if (writer())
+    metrics_.open((fs::path(run_dir_) / "metrics.jsonl").string(), resume_checkpoint_.empty() ? -1 : state_.step);
   if (!resume_checkpoint_.empty()) {
     // The last evaluation before the checkpoint, for the summary of a run that resumes at its end.
     std::ifstream in((fs::path(run_dir_) / "metrics.jsonl").string());
@@ -1133,12 +1187,36 @@ TrainResult Trainer::run() {
 
 }  // namespace
 
+void Trainer::connect_ranks() {
+  const DistEnv env = read_dist_env();
+  if (!env.distributed()) return;
+  if (device_.is_cuda()) device_ = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  group_ = ProcessGroup::connect(env, cfg_.runtime.dist_timeout_s, device_);
+  rank_ = group_->rank();
+  world_ = group_->size();
+  if (!writer()) spdlog::set_level(spdlog::level::warn);  // rank 0 logs for the job
+  spdlog::info("data parallel: {} ranks ({}), {} lists a rank a micro-batch", world_, group_->backend(),
+               cfg_.train.batch_size);
+}
+
+void Trainer::all_reduce_gradients() {
+  std::vector<torch::Tensor> grads;
+  for (auto& p : params_) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  group_->all_reduce_sum(grads);
+}
+
 TrainResult train_once(const TrainJob& job) {
   Trainer trainer(job);
   return trainer.run();
 }
 
 TrainResult train(const TrainJob& job) {
+  if (job.config.evolve.steps > 0 && read_dist_env().distributed())
+    throw ConfigError("evolve.steps > 0 runs in one process in this version (sampling between steps is not "
+                      "sharded yet); launch it without torchrun/srun/--nproc");
   return job.config.evolve.steps > 0 ? evolve(job) : train_once(job);
 }
 

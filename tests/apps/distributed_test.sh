@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Data-parallel lire-train with torch c10d (Gloo) on 127.0.0.1: two processes
+# launched as torchrun does (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), each
+# with batch_size B, end with the parameters of one process with batch_size
+# 2B (float64, 1e-9 relative), for LiPO-lambda on ragged lists with tied
+# rewards, with and without gradient accumulation; the same loss is logged;
+# only rank 0 writes; a rank that dies makes the other fail within
+# runtime.dist_timeout_s.
+# Usage: distributed_test.sh BIN_DIR REPO_ROOT
+set -uo pipefail
+BIN=$1
+ROOT=$2
+# shellcheck source=tests/apps/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+TRAIN="$BIN/lire-train"
+# 48 lists of 2, 3 or 4 responses with tied rewards (LiPO-lambda's lambda
+# weights and the label transform see ties).
+python3 - "$ROOT/configs/data/tiny/train.jsonl" "$TMP/train.jsonl" <<'EOF'
+import json, sys
+with open(sys.argv[1]) as src, open(sys.argv[2], "w") as out:
+    for i, line in enumerate(src):
+        if i == 48:
+            break
+        r = json.loads(line)
+        k = 2 + i % 3
+        rewards = r["rewards"][:k]
+        if k > 2:
+            rewards[1] = rewards[0]  # a tie
+        out.write(json.dumps({"prompt": r["prompt"], "responses": r["responses"][:k], "rewards": rewards}) + "\n")
+EOF
+cat >"$TMP/dp.yaml" <<EOF
+model: {path: $ROOT/tests/fixtures/hf/llama_tiny, dtype: fp64}
+lora: {r: 4, alpha: 8, targets: all-linear}
+data: {train: $TMP/train.jsonl}
+loss: {name: lipo, beta: 0.5, lambda_weight: dcg}
+train: {lr: 5.0e-3, lr_schedule: cosine, warmup_steps: 1, max_steps: 5, log_every: 1, max_grad_norm: 1.0}
+output: {keep_last: 0}
+runtime: {threads: 1, seed: 3, dist_timeout_s: 60}
+EOF
+
+port() { echo $((20000 + RANDOM % 30000)); }
+# two_ranks OUT ARGS...: rank 0 and rank 1 of a 2-process job; returns non-zero when either fails.
+two_ranks() {
+  local out=$1 p
+  shift
+  p=$(port)
+  RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p \
+    "$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$out" "$@" >"$out.rank1.log" 2>&1 &
+  local pid1=$!
+  RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p \
+    "$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$out" "$@" >"$out.rank0.log" 2>&1
+  local rc0=$?
+  wait $pid1
+  local rc1=$?
+  [ $rc0 -eq 0 ] && [ $rc1 -eq 0 ]
+}
+
+# max |a - b| / max |b| over every tensor of two float64 safetensors files.
+compare() {
+  python3 - "$1" "$2" <<'EOF'
+import json, struct, sys
+def read(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        assert t["dtype"] == "F64", t["dtype"]
+        a, b = t["data_offsets"]
+        raw = data[8 + n + a:8 + n + b]
+        out[name] = struct.unpack("<%dd" % (len(raw) // 8), raw)
+    return out
+x, y = read(sys.argv[1]), read(sys.argv[2])
+assert x.keys() == y.keys() and x
+diff = max(abs(u - v) for k in x for u, v in zip(x[k], y[k]))
+scale = max(abs(v) for k in y for v in y[k])
+print("%.3g" % (diff / scale))
+sys.exit(0 if diff <= 1e-9 * scale else 1)
+EOF
+}
+
+ADAPTER=final/adapter/adapter_model.safetensors
+for accum in 1 2; do
+  "$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$TMP/one-$accum" train.batch_size=8 \
+    train.grad_accum=$accum >"$TMP/one-$accum.log" 2>&1
+  check "one process, batch 8, grad_accum $accum" $?
+  two_ranks "$TMP/two-$accum" train.batch_size=4 train.grad_accum=$accum
+  check "two processes, batch 4 each, grad_accum $accum" $?
+  rel=$(compare "$TMP/two-$accum/$ADAPTER" "$TMP/one-$accum/$ADAPTER")
+  echo "grad_accum $accum: 2 ranks vs 1, max relative difference $rel"
+  check "2 x batch 4 ends where 1 x batch 8 does (grad_accum $accum; max rel. diff $rel)" $?
+  # The logged losses are the global batch's.
+  paste -d' ' <(grep -o '"train/loss":[-0-9.e]*' "$TMP/one-$accum/metrics.jsonl" | cut -d: -f2) \
+    <(grep -o '"train/loss":[-0-9.e]*' "$TMP/two-$accum/metrics.jsonl" | cut -d: -f2) |
+    awk 'NF == 2 { n++; d = $1 - $2; if (d < 0) d = -d; if (d > 1e-9) bad++ } END { exit !(n == 5 && bad == 0) }'
+  check "grad_accum $accum: the same train/loss at every step" $?
+done
+grep -q "data parallel: 2 ranks (gloo)" "$TMP/two-1.rank0.log"; check "rank 0 logs the job" $?
+[ "$(grep -vc "rank 1 of 2 (local rank 1, gloo" "$TMP/two-1.rank1.log")" -eq 0 ]; check "rank 1 logs only that it joined" $?
+grep -q '"world_size": 2' "$TMP/two-1/run.json"; check "run.json records the world size" $?
+[ "$(ls "$TMP/two-1/checkpoints")" = "step-5" ]; check "one writer: rank 0's checkpoint" $?
+
+# A rank that dies: the other stops with the timeout error instead of hanging.
+sed -i 's/dist_timeout_s: 60/dist_timeout_s: 5/' "$TMP/dp.yaml"
+p=$(port)
+RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$TRAIN" --config "$TMP/dp.yaml" --no-progress \
+  --output "$TMP/dead" train.max_steps=200 >/dev/null 2>&1 &
+victim=$!
+(sleep 4; kill -9 $victim 2>/dev/null) &
+start=$(date +%s)
+RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$TRAIN" --config "$TMP/dp.yaml" --no-progress \
+  --output "$TMP/dead" train.max_steps=200 >"$TMP/dead.out" 2>"$TMP/dead.err"
+rc=$?
+wait
+[ $rc -ne 0 ] && grep -q "another rank died or did not join within runtime.dist_timeout_s = 5 s" "$TMP/dead.err"
+check "a killed rank makes the other fail with the timeout error (exit $rc)" $?
+[ $(($(date +%s) - start)) -lt 60 ]; check "within about the timeout" $?
+
+finish
