@@ -9,6 +9,7 @@
 
 #include "lire/core/error.h"
 #include "lire/rewards/sequence_classifier.h"
+#include "lire/rewards/t5_pairwise.h"
 
 namespace lire::cli {
 
@@ -66,17 +67,32 @@ Scorer::Scorer(const config::Config& cfg, const std::vector<std::string>& names,
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
   load.device = cfg.runtime.device;
-  set_ = std::make_unique<rewards::RewardSet>(
-      chosen, rewards::sequence_classifier_factory(load, data::tokenize_options(cfg.data), max_sequences));
-  for (const auto& s : chosen.sources)
+  const auto classifiers = rewards::sequence_classifier_factory(load, data::tokenize_options(cfg.data), max_sequences);
+  const auto rankers = rewards::t5_pairwise_factory(load);
+  set_ = std::make_unique<rewards::RewardSet>(chosen, [classifiers, rankers](const config::RewardSourceOptions& o) {
+    return o.type == "t5-pairwise" ? rankers(o) : classifiers(o);
+  });
+  for (const auto& s : chosen.sources) {
     if (s.type == "hf-seq-cls") spdlog::info("reward model '{}' from {}", s.name, s.path);
+    if (s.type == "t5-pairwise") spdlog::info("pairwise ranker '{}' from {} (labels)", s.name, s.path);
+  }
+  for (const auto& name : order_) {
+    const auto* s = chosen.find(name);
+    if (!config::is_label_source(*s)) continue;
+    label_sources_.push_back(name);
+    if (!s->matrix_field.empty()) matrix_fields_[name] = s->matrix_field;
+  }
 }
 
 Scorer::~Scorer() = default;
 
-std::map<std::string, rewards::ListRewards> Scorer::score(const std::vector<data::CandidateList>& lists) {
-  if (!set_) return {};
-  return set_->score(lists);
+Scores Scorer::score(const std::vector<data::CandidateList>& lists) {
+  Scores out;
+  if (!set_) return out;
+  out.values = set_->score(lists);
+  out.label_sources = label_sources_;
+  for (const auto& [name, field] : matrix_fields_) out.matrices[name] = {field, set_->last_matrices(name)};
+  return out;
 }
 
 data::CandidateList scoring_list(const data::CandidateList& list, std::vector<std::string> texts,
@@ -106,13 +122,26 @@ void set_field(nlohmann::json& record, const data::CandidateList& list, const st
 }
 
 void annotate_rewards(std::vector<nlohmann::json>& records, const std::vector<data::CandidateList>& lists,
-                      const std::vector<std::string>& order,
-                      const std::map<std::string, rewards::ListRewards>& scores, bool overwrite) {
-  for (std::size_t m = 0; m < order.size(); ++m) {
-    const auto& table = scores.at(order[m]);
+                      const std::vector<std::string>& order, const Scores& scores, bool overwrite) {
+  const auto is_label = [&](const std::string& name) {
+    return std::find(scores.label_sources.begin(), scores.label_sources.end(), name) != scores.label_sources.end();
+  };
+  const auto labels = static_cast<std::size_t>(std::count_if(order.begin(), order.end(), is_label));
+  const std::size_t rewards = order.size() - labels;
+  bool first_reward = true, first_label = true;
+  for (const auto& name : order) {
+    const bool label = is_label(name);
+    const std::string field = label ? "labels" : "rewards";
+    const bool several = (label ? labels : rewards) > 1;
+    const bool first = label ? first_label : first_reward;
+    (label ? first_label : first_reward) = false;
+    const auto& table = scores.at(name);
+    const auto matrices = scores.matrices.find(name);
     for (std::size_t b = 0; b < records.size(); ++b) {
-      if (order.size() > 1) set_field(records[b], lists[b], "rewards_" + order[m], table[b], overwrite);
-      if (m == 0) set_field(records[b], lists[b], "rewards", table[b], overwrite);
+      if (several) set_field(records[b], lists[b], field + "_" + name, table[b], overwrite);
+      if (first) set_field(records[b], lists[b], field, table[b], overwrite);
+      if (matrices != scores.matrices.end())
+        set_field(records[b], lists[b], matrices->second.first, matrices->second.second.at(b), overwrite);
     }
   }
 }

@@ -90,6 +90,13 @@ Config resolve(const ConfigTree& tree) {
   check_sources(cfg.sample.rewards, "sample.rewards");
   check_sources(cfg.eval.rewards, "eval.rewards");
   check_sources(cfg.evolve.rewards, "evolve.rewards");
+  // The Evolve driver's pool statistics read the pool's rewards fields, which
+  // a label source does not write: fail here, not after sampling a pool.
+  for (const auto& n : cfg.evolve.rewards)
+    if (is_label_source(*cfg.rewards.find(n)))
+      throw ConfigError(str(prefix(tree, "evolve.rewards"), "evolve.rewards: '", n, "' is a ",
+                            cfg.rewards.find(n)->type, " source: it writes labels, and Evolve's pool statistics read "
+                            "rewards"));
   if (cfg.evolve.steps > 0) {
     // Each step samples evolve.samples (and eval_samples) responses with the sample section's decoding.
     for (const auto& [key, n] : {std::pair<std::string, std::int64_t>{"evolve.samples", cfg.evolve.samples},

@@ -156,6 +156,11 @@ class LengthWindow : public RewardSource {
 
 }  // namespace
 
+const ListMatrices& RewardSource::last_matrices() const {
+  static const ListMatrices none;
+  return none;
+}
+
 std::string normalize_answer(const std::string& text, bool normalize) {
   if (!normalize) return text;
   std::string out;
@@ -205,8 +210,8 @@ std::unique_ptr<RewardSource> make_rule_source(const config::RewardSourceOptions
 RewardSet::RewardSet(const config::RewardsOptions& options, const ModelRewardFactory& models) : options_(options) {
   for (const auto& s : options_.sources) {
     if (s.type == "ensemble") continue;
-    if (s.type == "hf-seq-cls") {
-      if (!models) throw ConfigError(str("rewards.", s.name, ": hf-seq-cls reward models are not available here"));
+    if (s.type == "hf-seq-cls" || s.type == "t5-pairwise") {
+      if (!models) throw ConfigError(str("rewards.", s.name, ": ", s.type, " reward models are not available here"));
       sources_[s.name] = models(s);
     } else {
       sources_[s.name] = make_rule_source(s);
@@ -218,6 +223,13 @@ std::vector<std::string> RewardSet::names() const {
   std::vector<std::string> out;
   for (const auto& s : options_.sources) out.push_back(s.name);
   return out;
+}
+
+const ListMatrices& RewardSet::last_matrices(const std::string& name) const {
+  const auto it = sources_.find(name);
+  if (it != sources_.end()) return it->second->last_matrices();
+  static const ListMatrices none;
+  return none;
 }
 
 std::map<std::string, ListRewards> RewardSet::score(const std::vector<data::CandidateList>& lists) {

@@ -76,6 +76,82 @@ TEST(RewardsConfig, RougeLReadsFieldAndNormalize) {
   EXPECT_FALSE(r.find("b")->normalize);
 }
 
+TEST(RewardsConfig, ReadsT5PairwiseKeys) {
+  const auto r = rewards_of(
+      "rewards:\n"
+      "  plain: {type: t5-pairwise, path: models/ranker}\n"
+      "  chat: {type: t5-pairwise, path: r2, template: response, choice_a: first, choice_b: second,\n"
+      "         normalize: true, matrix_field: psi_matrix, batch_pairs: 4, max_input_tokens: 512}\n"
+      "  own: {type: t5-pairwise, path: r3, template: 'Q: {context} 1: {b} 2: {a}'}\n");
+  const auto* plain = r.find("plain");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain->path, "models/ranker");
+  EXPECT_EQ(plain->pair_template, "[CONTEXT] {context} [SUMMARY A] {a} [SUMMARY B] {b}");
+  EXPECT_EQ(plain->choice_a, "A");
+  EXPECT_EQ(plain->choice_b, "B");
+  EXPECT_FALSE(plain->normalize_choices);
+  EXPECT_EQ(plain->matrix_field, "");
+  EXPECT_EQ(plain->batch_pairs, 16);
+  EXPECT_EQ(plain->max_input_tokens, 0);
+  EXPECT_TRUE(config::is_label_source(*plain));
+  const auto* chat = r.find("chat");
+  EXPECT_EQ(chat->pair_template, "[CONTEXT] {context} [RESPONSE A] {a} [RESPONSE B] {b}");
+  EXPECT_EQ(chat->choice_a, "first");
+  EXPECT_EQ(chat->choice_b, "second");
+  EXPECT_TRUE(chat->normalize_choices);
+  EXPECT_EQ(chat->matrix_field, "psi_matrix");
+  EXPECT_EQ(chat->batch_pairs, 4);
+  EXPECT_EQ(chat->max_input_tokens, 512);
+  EXPECT_EQ(r.find("own")->pair_template, "Q: {context} 1: {b} 2: {a}");
+  EXPECT_FALSE(config::is_label_source(*rewards_of("rewards:\n  rm: {type: hf-seq-cls, path: x}\n").find("rm")));
+  // The documented order, model sources first.
+  EXPECT_EQ(config::reward_source_types(), (std::vector<std::string>{"hf-seq-cls", "t5-pairwise", "exact-match",
+                                                                     "rouge-l", "regex", "length", "ensemble"}));
+}
+
+TEST(RewardsConfig, T5PairwiseErrorsNameTheKey) {
+  const auto error = [](const std::string& yaml) {
+    return lire::testing::error_message<ConfigError>([&] { rewards_of(yaml); });
+  };
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise}\n"),
+              HasSubstr("rewards.r.path: t5-pairwise needs the ranker's folder"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, template: '{context} {b}'}\n"),
+              HasSubstr("rewards.r.template: must hold {a} exactly once"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, template: '{context} {a} {a} {b}'}\n"),
+              HasSubstr("rewards.r.template: must hold {a} exactly once"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, template: summaries}\n"),
+              HasSubstr("or be a preset: summary, response"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, field: answer}\n"),
+              HasSubstr("unknown key rewards.r.field"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, choice_a: ''}\n"), HasSubstr("rewards.r.choice_a"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, choice_b: A}\n"),
+              HasSubstr("rewards.r.choice_b: must differ from choice_a"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, batch_pairs: 0}\n"),
+              HasSubstr("rewards.r.batch_pairs"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, max_input_tokens: -1}\n"),
+              HasSubstr("rewards.r.max_input_tokens"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, normalize: maybe}\n"),
+              HasSubstr("rewards.r.normalize"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, matrix_field: labels}\n"),
+              HasSubstr("rewards.r.matrix_field: 'labels' is a field lire reads or writes"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, matrix_field: rewards_r}\n"),
+              HasSubstr("rewards.r.matrix_field"));
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x, matrix_field: m}\n"
+                    "  s: {type: t5-pairwise, path: y, matrix_field: m}\n"),
+              HasSubstr("matrix_field 'm' is also the matrix_field of 'r'"));
+  // Labels are not rewards: an ensemble cannot mix them.
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x}\n  l: {type: length}\n"
+                    "  t: {type: ensemble, weights: {r: 1, l: 1}}\n"),
+              HasSubstr("rewards.t: ensemble member 'r' is a t5-pairwise source"));
+  // Evolve's pool statistics read rewards.
+  EXPECT_THAT(error("rewards:\n  r: {type: t5-pairwise, path: x}\nevolve:\n  steps: 1\n  rewards: [r]\n"),
+              HasSubstr("evolve.rewards: 'r' is a t5-pairwise source"));
+  // Without LibTorch's factory a t5-pairwise source cannot be built.
+  EXPECT_THAT(lire::testing::error_message<ConfigError>(
+                  [&] { RewardSet models(rewards_of("rewards:\n  r: {type: t5-pairwise, path: x}\n")); }),
+              HasSubstr("rewards.r: t5-pairwise reward models are not available here"));
+}
+
 TEST(RuleRewards, ExactMatchRegexLengthAndEnsemble) {
   RewardSet set(rewards_of("rewards:\n"
                            "  correct: {type: exact-match, field: answer}\n"

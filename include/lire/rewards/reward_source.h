@@ -4,6 +4,11 @@
 //
 //   hf-seq-cls   a Llama sequence-classification reward model (LibTorch; made
 //                by the factory the caller passes, see sequence_classifier.h)
+//   t5-pairwise  LiPO's pairwise T5 ranker: each response's label psi in [0, 1]
+//                aggregated from all ordered pairs of its list (LibTorch; made
+//                by the factory too, see t5_pairwise.h). Its values are labels,
+//                not rewards: callers write them as `labels`
+//                (config::is_label_source)
 //   exact-match  1 when the response equals the record's reference answer (or
 //                one of several), after optional normalisation; else 0
 //   rouge-l      ROUGE-L F1 between the response and the reference answer (the
@@ -29,6 +34,8 @@ namespace lire::rewards {
 
 // [list][response] rewards.
 using ListRewards = std::vector<std::vector<double>>;
+// [list][i][j]: one K x K matrix per list (pairwise preferences Psi).
+using ListMatrices = std::vector<std::vector<std::vector<double>>>;
 
 class RewardSource {
  public:
@@ -36,6 +43,9 @@ class RewardSource {
   virtual ~RewardSource() = default;
   const std::string& name() const { return name_; }
   virtual ListRewards score(const std::vector<data::CandidateList>& lists) = 0;
+  // Pairwise sources: the preference matrix of each list scored by the last
+  // score() call. Empty for the others.
+  virtual const ListMatrices& last_matrices() const;
 
  private:
   std::string name_;
@@ -44,20 +54,23 @@ class RewardSource {
 // A rule source (exact-match, rouge-l, regex, length) from its options.
 std::unique_ptr<RewardSource> make_rule_source(const config::RewardSourceOptions& options);
 
-// Builds hf-seq-cls sources (it needs LibTorch and the model's options).
+// Builds the model sources, hf-seq-cls and t5-pairwise (they need LibTorch and the model's options).
 using ModelRewardFactory = std::function<std::unique_ptr<RewardSource>(const config::RewardSourceOptions&)>;
 
 // Every source of a `rewards:` section, scored together: members of an
 // ensemble are scored once and combined.
 class RewardSet {
  public:
-  // Throws ConfigError for an hf-seq-cls source when `models` is empty.
+  // Throws ConfigError for a model source (hf-seq-cls, t5-pairwise) when `models` is empty.
   RewardSet(const config::RewardsOptions& options, const ModelRewardFactory& models = {});
   // Source names, sorted.
   std::vector<std::string> names() const;
   bool empty() const { return options_.sources.empty(); }
   // name -> [list][response] for every source.
   std::map<std::string, ListRewards> score(const std::vector<data::CandidateList>& lists);
+  // The preference matrices source `name` computed in the last score() call
+  // (empty for sources without them).
+  const ListMatrices& last_matrices(const std::string& name) const;
 
  private:
   config::RewardsOptions options_;
