@@ -4,11 +4,13 @@
 #include <CLI/CLI.hpp>
 
 #include "lire/cli/command.h"
+#include "lire/core/local_launcher.h"
 #include "lire/train/trainer.h"
 
 int main(int argc, char** argv) {
   lire::train::TrainJob job;
   bool no_progress = false;
+  int nproc = 1;
   for (int i = 0; i < argc; ++i) job.command_line += (i ? " " : "") + std::string(argv[i]);
   lire::cli::Tool tool;
   tool.name = "lire-train";
@@ -19,8 +21,24 @@ int main(int argc, char** argv) {
                                 "continue from the newest checkpoint in --output (start fresh if there is none)");
     app.add_option("--resume-from", job.resume_from, "continue from this checkpoint folder")->excludes(resume);
     app.add_flag("--no-progress", no_progress, "no progress bar");
+    app.add_option("--nproc", nproc,
+                   "data-parallel processes on this machine (starts N ranks as torchrun would; docs/distributed.md)");
   };
   tool.body = [&](const lire::config::Config& cfg) {
+    if (nproc > 1 || nproc < 1) {
+      // The same command line without --nproc, once per rank.
+      std::vector<std::string> args;
+      for (int i = 0; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--nproc") {
+          ++i;
+          continue;
+        }
+        if (a.rfind("--nproc=", 0) == 0) continue;
+        args.push_back(a);
+      }
+      return lire::launch_local_ranks(nproc, args);
+    }
     job.config = cfg;
     job.progress = !no_progress;
     lire::train::train(job);

@@ -103,6 +103,17 @@ grep -q "data parallel: 2 ranks (gloo)" "$TMP/two-1.rank0.log"; check "rank 0 lo
 grep -q '"world_size": 2' "$TMP/two-1/run.json"; check "run.json records the world size" $?
 [ "$(ls "$TMP/two-1/checkpoints")" = "step-5" ]; check "one writer: rank 0's checkpoint" $?
 
+# lire-train --nproc 2 launches the two ranks itself: the same run as above.
+"$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$TMP/nproc" --nproc 2 train.batch_size=4 \
+  >"$TMP/nproc.log" 2>&1
+check "lire-train --nproc 2 exit" $?
+rel=$(compare "$TMP/nproc/$ADAPTER" "$TMP/two-1/$ADAPTER"); check "--nproc 2 = two torchrun-style ranks ($rel)" $?
+RANK=0 WORLD_SIZE=1 "$TRAIN" --config "$TMP/dp.yaml" --output "$TMP/nested" --nproc 2 >/dev/null 2>"$TMP/nested.err"
+[ $? -ne 0 ] && grep -q "use one launcher" "$TMP/nested.err"; check "--nproc under another launcher is refused" $?
+"$TRAIN" --config "$TMP/dp.yaml" --output "$TMP/failing" --nproc 2 "data.train=$TMP/missing.jsonl" >/dev/null \
+  2>"$TMP/failing.err"
+[ $? -ne 0 ] && grep -q "missing.jsonl" "$TMP/failing.err"; check "--nproc fails when its ranks fail" $?
+
 # A rank that dies: the other stops with the timeout error instead of hanging.
 sed -i 's/dist_timeout_s: 60/dist_timeout_s: 5/' "$TMP/dp.yaml"
 p=$(port)

@@ -1,0 +1,96 @@
+// The local launcher (see the header).
+#include "lire/core/local_launcher.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+
+#include "lire/core/error.h"
+
+extern char** environ;
+
+namespace lire {
+namespace {
+
+// A TCP port on 127.0.0.1 that nothing listens on now (rank 0 binds it next).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("--nproc: cannot open a socket to find a free port");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  if (!ok) throw Error("--nproc: cannot find a free port on 127.0.0.1 (set MASTER_PORT)");
+  return ntohs(addr.sin_port);
+}
+
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+}  // namespace
+
+int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
+  if (nproc < 1) throw ConfigError(str("--nproc must be >= 1, got ", nproc));
+  if (std::getenv("RANK") || std::getenv("WORLD_SIZE"))
+    throw ConfigError("--nproc starts its own ranks, and RANK/WORLD_SIZE are already set (by torchrun?): use one "
+                      "launcher");
+  const char* port_env = std::getenv("MASTER_PORT");
+  const std::string port = port_env && *port_env ? std::string(port_env) : std::to_string(free_port());
+  const char* addr_env = std::getenv("MASTER_ADDR");
+  const std::string addr = addr_env && *addr_env ? std::string(addr_env) : "127.0.0.1";
+
+  std::vector<std::string> argv_strings = args;
+  if (argv_strings.empty()) argv_strings.push_back("lire");
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  std::map<pid_t, int> running;  // pid -> rank
+  for (int rank = 0; rank < nproc; ++rank) {
+    std::vector<std::string> env = {"RANK=" + std::to_string(rank), "LOCAL_RANK=" + std::to_string(rank),
+                                     "WORLD_SIZE=" + std::to_string(nproc), "MASTER_ADDR=" + addr,
+                                     "MASTER_PORT=" + port};
+    for (char** e = environ; *e; ++e) {
+      const std::string s = *e;
+      if (s.rfind("RANK=", 0) && s.rfind("LOCAL_RANK=", 0) && s.rfind("WORLD_SIZE=", 0) &&
+          s.rfind("MASTER_ADDR=", 0) && s.rfind("MASTER_PORT=", 0))
+        env.push_back(s);
+    }
+    std::vector<char*> envp;
+    for (auto& s : env) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    pid_t pid = 0;
+    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) {
+      for (const auto& [p, r] : running) ::kill(p, SIGTERM);
+      for (const auto& [p, r] : running) ::waitpid(p, nullptr, 0);
+      throw Error(str("--nproc: cannot start rank ", rank));
+    }
+    running[pid] = rank;
+  }
+  int result = 0;
+  while (!running.empty()) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0) break;
+    const auto it = running.find(pid);
+    if (it == running.end()) continue;
+    running.erase(it);
+    const int code = exit_code(status);
+    if (code != 0 && result == 0) {
+      result = code;
+      for (const auto& [p, r] : running) ::kill(p, SIGTERM);  // the others would only wait for it
+    }
+  }
+  return result;
+}
+
+}  // namespace lire
