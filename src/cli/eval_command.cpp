@@ -17,6 +17,7 @@
 #include "lire/cli/policy.h"
 #include "lire/cli/progress.h"
 #include "lire/cli/scoring.h"
+#include "lire/core/dist_env.h"
 #include "lire/core/error.h"
 #include "lire/eval/statistics.h"
 #include "lire/models/sequence_logprobs.h"
@@ -121,6 +122,9 @@ std::string percent(double v) { return fixed(100.0 * v, 1) + "%"; }
 }  // namespace
 
 int run_eval(const EvalArgs& args, const config::Config& cfg) {
+  if (read_dist_env().distributed())
+    throw ConfigError("lire-eval runs in one process in this version (its prompts are not sharded across ranks "
+                      "yet); launch it without torchrun/srun");
   const std::string policy_folder = !args.policy.empty() ? args.policy : (args.responses.empty() ? cfg.model.path : "");
   // model.adapter belongs to model.path: it applies only when the policy is a model.
   const std::string adapter = !args.adapter.empty() ? args.adapter : policy_folder.empty() ? "" : cfg.model.adapter;

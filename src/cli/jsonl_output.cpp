@@ -43,6 +43,8 @@ PartialJsonl::PartialJsonl(std::string output, bool resume)
 
 void PartialJsonl::write(const nlohmann::json& record) { out_ << record.dump() << '\n'; }
 
+void PartialJsonl::write_line(const std::string& line) { out_ << line << '\n'; }
+
 void PartialJsonl::flush() {
   out_.flush();
   LIRE_CHECK(out_.good(), partial_, ": write failed (disk full?)");

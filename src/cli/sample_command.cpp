@@ -11,6 +11,7 @@
 #include "lire/cli/jsonl_output.h"
 #include "lire/cli/policy.h"
 #include "lire/cli/progress.h"
+#include "lire/cli/sharded_output.h"
 #include "lire/cli/scoring.h"
 #include "lire/core/error.h"
 
@@ -63,9 +64,10 @@ int run_sample(const SampleArgs& args, const config::Config& cfg) {
   const data::TokenizeOptions tokenize = data::tokenize_options(cfg.data);
 
   // Models first: a bad folder fails before any output is touched.
+  const DistEnv env = read_dist_env();  // torchrun / srun: this rank samples every W-th prompt
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
-  load.device = cfg.runtime.device;
+  load.device = rank_device(cfg.runtime.device, env);
   Policy policy(policy_folder, adapter, load);
   std::vector<std::string> reward_names = options.rewards;
   reward_names.insert(reward_names.end(), args.rewards.begin(), args.rewards.end());
@@ -73,14 +75,15 @@ int run_sample(const SampleArgs& args, const config::Config& cfg) {
   const bool has_text = policy.tokenizer() != nullptr;
   if (!has_text) spdlog::warn("{} has no tokenizer.model: responses are written as token ids only", policy_folder);
 
-  PartialJsonl out(args.output, args.resume);
-  const int64_t skip = out.done();
+  ShardedOutput shards(args.output, args.resume, cfg.runtime.dist_timeout_s);
+  auto& out = shards.out();
   const int64_t total = count_records(args.data);
+  const int64_t W = env.world_size;
   data::ReadOptions read;
   read.allow_prompt_only = true;
   read.fields = cfg.data.fields;
   data::CandidateListReader reader(args.data, read);
-  Progress progress("sampling", total, args.progress);
+  Progress progress("sampling", (total + W - 1 - env.rank) / W, args.progress && env.rank == 0);
   progress.advance(0);
   int64_t prompts_done = 0, generated_tokens = 0, responses_written = 0;
   std::map<std::string, int64_t> finishes;
@@ -152,7 +155,9 @@ int run_sample(const SampleArgs& args, const config::Config& cfg) {
   int64_t index = 0;
   while (reader.next(list)) {
     const auto key = static_cast<std::uint64_t>(index);
-    if (index++ < skip) {
+    const int64_t i = index++;
+    if (!shards.mine(i)) continue;
+    if (shards.done(i)) {
       progress.advance(1);
       continue;
     }
@@ -162,8 +167,19 @@ int run_sample(const SampleArgs& args, const config::Config& cfg) {
   }
   flush();
   progress.finish();
-  out.commit();
+  shards.commit(index);
   const double seconds = std::max(progress.elapsed_s(), 1e-9);
+  // The job's totals (every rank's), reported by rank 0.
+  const auto sums = shards.sum({static_cast<double>(prompts_done), static_cast<double>(responses_written),
+                                static_cast<double>(generated_tokens), static_cast<double>(finishes["eos"]),
+                                static_cast<double>(finishes["stop"]), static_cast<double>(finishes["length"])});
+  if (env.rank != 0) return 0;
+  prompts_done = static_cast<int64_t>(sums[0]);
+  responses_written = static_cast<int64_t>(sums[1]);
+  generated_tokens = static_cast<int64_t>(sums[2]);
+  finishes.clear();
+  for (std::size_t k = 0; k < 3; ++k)
+    if (sums[3 + k] > 0) finishes[std::vector<std::string>{"eos", "stop", "length"}[k]] = static_cast<int64_t>(sums[3 + k]);
   std::cout << "sampled " << prompts_done << " prompts (" << responses_written << " responses, " << generated_tokens
             << " generated tokens; finish:";
   for (const auto& [why, n] : finishes) std::cout << " " << why << " " << n;

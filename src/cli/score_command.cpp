@@ -8,6 +8,7 @@
 
 #include "lire/cli/jsonl_output.h"
 #include "lire/cli/progress.h"
+#include "lire/cli/sharded_output.h"
 #include "lire/cli/scoring.h"
 #include "lire/core/error.h"
 #include "lire/data/candidate_list.h"
@@ -27,9 +28,10 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   LIRE_CHECK(args.batch_size > 0 && args.max_sequences > 0, "--batch-size and --max-sequences must be positive");
   check_distinct_output(args.data, args.output);
 
+  const DistEnv env = read_dist_env();  // torchrun / srun: this rank scores every W-th list
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
-  load.device = cfg.runtime.device;
+  load.device = rank_device(cfg.runtime.device, env);
   data::TokenizeOptions tokenize = data::tokenize_options(cfg.data);
 
   // Models first: a bad folder fails before any output is touched.
@@ -45,14 +47,15 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
                  policy->describe());
   }
   Scorer scorer(cfg, args.rewards, args.reward_models, args.max_sequences);
-  PartialJsonl out(args.output, args.resume);
-  const int64_t skip = out.done();
+  ShardedOutput shards(args.output, args.resume, cfg.runtime.dist_timeout_s);
+  auto& out = shards.out();
+  const int64_t W = env.world_size;
 
   const int64_t total = count_records(args.data);
   data::ReadOptions read;
   read.fields = cfg.data.fields;
   data::CandidateListReader reader(args.data, read);
-  Progress progress("scoring", total, args.progress);
+  Progress progress("scoring", (total + W - 1 - env.rank) / W, args.progress && env.rank == 0);
   progress.advance(0);
   int64_t records = 0, responses = 0, tokens = 0;
   models::LogprobOptions logprob_options;
@@ -98,7 +101,9 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   data::CandidateList list;
   int64_t index = 0;
   while (reader.next(list)) {
-    if (index++ < skip) {
+    const int64_t i = index++;
+    if (!shards.mine(i)) continue;
+    if (shards.done(i)) {
       progress.advance(1);
       continue;
     }
@@ -107,8 +112,14 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   }
   flush();
   progress.finish();
-  out.commit();
+  shards.commit(index);
   const double seconds = std::max(progress.elapsed_s(), 1e-9);
+  // The job's totals (every rank's), reported by rank 0.
+  const auto sums = shards.sum({static_cast<double>(records), static_cast<double>(responses), static_cast<double>(tokens)});
+  if (env.rank != 0) return 0;
+  records = static_cast<int64_t>(sums[0]);
+  responses = static_cast<int64_t>(sums[1]);
+  tokens = static_cast<int64_t>(sums[2]);
   std::cout << "scored " << records << " lists (" << responses << " responses";
   if (policy) std::cout << ", " << tokens << " tokens";
   std::cout << ") in " << seconds << " s: " << records / seconds << " lists/s";

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "lire/cli/sharded_output.h"
 #include "lire/core/error.h"
 #include "lire/rewards/sequence_classifier.h"
 #include "lire/rewards/t5_pairwise.h"
@@ -66,7 +67,7 @@ Scorer::Scorer(const config::Config& cfg, const std::vector<std::string>& names,
   std::sort(chosen.sources.begin(), chosen.sources.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
-  load.device = cfg.runtime.device;
+  load.device = rank_device(cfg.runtime.device, read_dist_env());  // GPU LOCAL_RANK in a multi-process job
   const auto classifiers = rewards::sequence_classifier_factory(load, data::tokenize_options(cfg.data), max_sequences);
   const auto rankers = rewards::t5_pairwise_factory(load);
   set_ = std::make_unique<rewards::RewardSet>(chosen, [classifiers, rankers](const config::RewardSourceOptions& o) {

@@ -114,6 +114,46 @@ RANK=0 WORLD_SIZE=1 "$TRAIN" --config "$TMP/dp.yaml" --output "$TMP/nested" --np
   2>"$TMP/failing.err"
 [ $? -ne 0 ] && grep -q "missing.jsonl" "$TMP/failing.err"; check "--nproc fails when its ranks fail" $?
 
+# lire-sample and lire-score shard their records across ranks; rank 0 merges
+# the shards in input order. With one prompt a batch the computation is the
+# same as in one process, so the files are byte for byte the same; with
+# larger batches the token ids still are.
+head -13 "$ROOT/configs/data/tiny/train.jsonl" >"$TMP/prompts.jsonl"
+FIX="$ROOT/tests/fixtures/hf/llama_tiny"
+RULE=('rewards.short={type: length, max_chars: 24}' model.dtype=fp32 runtime.threads=1)
+# ranks2 CMD ARGS...: CMD as rank 0 and rank 1 of a 2-process job.
+ranks2() {
+  local p
+  p=$(port)
+  RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$@" >/dev/null 2>"$TMP/rank1.err" &
+  local pid1=$!
+  RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$@" >"$TMP/rank0.out" 2>"$TMP/rank0.err"
+  local rc0=$?
+  wait $pid1
+  local rc1=$?
+  [ $rc0 -eq 0 ] && [ $rc1 -eq 0 ]
+}
+for bp in 1 4; do
+  SAMPLE=("$BIN/lire-sample" --data "$TMP/prompts.jsonl" --policy "$FIX" --num-samples 2 --max-new-tokens 6 --seed 3
+    --reward short --no-progress "sample.batch_prompts=$bp" "${RULE[@]}")
+  "${SAMPLE[@]}" --output "$TMP/pool1-$bp.jsonl" >/dev/null 2>&1
+  ranks2 "${SAMPLE[@]}" --output "$TMP/pool2-$bp.jsonl"
+  check "lire-sample on 2 ranks (batch_prompts $bp) exit" $?
+  grep -q "sampled 13 prompts (26 responses" "$TMP/rank0.out"; check "rank 0 reports the job's totals" $?
+done
+cmp -s "$TMP/pool1-1.jsonl" "$TMP/pool2-1.jsonl"; check "lire-sample: 2 ranks write the file 1 process writes" $?
+ids() { python3 -c 'import json,sys; [print(json.loads(l)["responses_ids"]) for l in open(sys.argv[1])]' "$1"; }
+cmp -s <(ids "$TMP/pool1-4.jsonl") <(ids "$TMP/pool2-4.jsonl"); check "lire-sample: the same pools at batch 4" $?
+! ls "$TMP" | grep -q 'rank[0-9]-of\|\.partial'; check "no shard or partial file left" $?
+SCORE=("$BIN/lire-score" --data "$TMP/pool1-1.jsonl" --policy "$FIX" --reward short --batch-size 1 --overwrite
+  --no-progress "${RULE[@]}")
+"${SCORE[@]}" --output "$TMP/scored1.jsonl" >/dev/null 2>&1
+ranks2 "${SCORE[@]}" --output "$TMP/scored2.jsonl"; check "lire-score on 2 ranks exit" $?
+cmp -s "$TMP/scored1.jsonl" "$TMP/scored2.jsonl"; check "lire-score: 2 ranks write the file 1 process writes" $?
+RANK=0 WORLD_SIZE=2 MASTER_PORT=$(port) "$BIN/lire-eval" --data "$TMP/prompts.jsonl" --output "$TMP/ev" \
+  --responses "$TMP/pool1-1.jsonl" --no-progress "${RULE[@]}" >/dev/null 2>"$TMP/eval.err"
+[ $? -ne 0 ] && grep -q "lire-eval runs in one process" "$TMP/eval.err"; check "lire-eval refuses to run on ranks" $?
+
 # A rank that dies: the other stops with the timeout error instead of hanging.
 sed -i 's/dist_timeout_s: 60/dist_timeout_s: 5/' "$TMP/dp.yaml"
 p=$(port)

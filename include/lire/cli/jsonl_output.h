@@ -20,6 +20,8 @@ class PartialJsonl {
   int64_t done() const { return done_; }
   // Appends one record as a line. Call flush() after a batch.
   void write(const nlohmann::json& record);
+  // Appends a line that is already a serialised record (no newline).
+  void write_line(const std::string& line);
   void flush();
   // Closes, fsyncs and renames the partial file to the output.
   void commit();
