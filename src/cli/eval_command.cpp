@@ -14,12 +14,15 @@
 #include <torch/torch.h>
 
 #include "lire/cli/command.h"
+#include "lire/config/config_tree.h"
 #include "lire/cli/policy.h"
 #include "lire/cli/progress.h"
 #include "lire/cli/scoring.h"
+#include "lire/cli/sharded_output.h"
 #include "lire/core/dist_env.h"
 #include "lire/core/error.h"
 #include "lire/eval/statistics.h"
+#include "lire/train/process_group.h"
 #include "lire/models/sequence_logprobs.h"
 
 namespace lire::cli {
@@ -122,9 +125,6 @@ std::string percent(double v) { return fixed(100.0 * v, 1) + "%"; }
 }  // namespace
 
 int run_eval(const EvalArgs& args, const config::Config& cfg) {
-  if (read_dist_env().distributed())
-    throw ConfigError("lire-eval runs in one process in this version (its prompts are not sharded across ranks "
-                      "yet); launch it without torchrun/srun");
   const std::string policy_folder = !args.policy.empty() ? args.policy : (args.responses.empty() ? cfg.model.path : "");
   // model.adapter belongs to model.path: it applies only when the policy is a model.
   const std::string adapter = !args.adapter.empty() ? args.adapter : policy_folder.empty() ? "" : cfg.model.adapter;
@@ -153,9 +153,10 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
              "no reward source: give --reward-model [NAME=]DIR, --reward NAME or a rewards section");
 
   // Everything that can fail on a bad folder or file comes before the slow part.
+  const DistEnv env = read_dist_env();  // torchrun / srun: prompts are shared out among the ranks
   models::LoadOptions load;
   load.dtype = cfg.model.dtype;
-  load.device = cfg.runtime.device;
+  load.device = rank_device(cfg.runtime.device, env);
   const data::TokenizeOptions tokenize = data::tokenize_options(cfg.data);
   data::ReadOptions read;
   read.fields = cfg.data.fields;
@@ -191,27 +192,42 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
     }
   }
   Scorer scorer(cfg, names, args.reward_models, args.max_sequences);
+  std::unique_ptr<train::ProcessGroup> group;
+  if (env.distributed()) {
+    group = train::ProcessGroup::connect(env, cfg.runtime.dist_timeout_s, torch::kCPU);
+    if (env.rank != 0) spdlog::set_level(spdlog::level::warn);  // rank 0 reports for the job
+  }
   torch::NoGradGuard no_grad;
 
+  // Under torchrun/srun, rank r handles prompts i with i % W == r (steps 1-3)
+  // and rank 0 gathers their results (step 4 and the report).
+  const std::int64_t W = env.world_size;
+  std::vector<std::size_t> mine;
+  for (std::size_t i = 0; i < n; ++i)
+    if (static_cast<std::int64_t>(i) % W == env.rank) mine.push_back(i);
+  const bool show = args.progress && env.rank == 0;
+
   // 1. The policy's responses.
-  std::vector<std::vector<std::int64_t>> prompt_ids;  // the policy's (or reference's) prompt tokens
+  std::vector<std::vector<std::int64_t>> prompt_ids(n);  // the policy's (or reference's) prompt tokens
   if (policy) {
-    Progress progress("generating", static_cast<int64_t>(n), args.progress);
+    policy_out.assign(n, Response{});
+    Progress progress("generating", static_cast<int64_t>(mine.size()), show);
     progress.advance(0);
     const auto batch = static_cast<std::size_t>(cfg.sample.generate.batch_prompts);
-    for (std::size_t begin = 0; begin < n; begin += batch) {
-      const std::size_t end = std::min(n, begin + batch);
+    for (std::size_t begin = 0; begin < mine.size(); begin += batch) {
+      const std::size_t end = std::min(mine.size(), begin + batch);
       std::vector<std::vector<std::int64_t>> prompts;
       std::vector<std::uint64_t> keys;
-      for (std::size_t i = begin; i < end; ++i) {
-        prompts.push_back(policy->prompt_ids(lists[i], tokenize));
-        keys.push_back(i);
+      for (std::size_t m = begin; m < end; ++m) {
+        prompts.push_back(policy->prompt_ids(lists[mine[m]], tokenize));
+        keys.push_back(mine[m]);
       }
       const auto samples = policy->sample(prompts, keys, cfg.sample);
-      for (std::size_t i = 0; i < samples.size(); ++i) {
-        const auto& s = samples[i].front();
-        policy_out.push_back({s.text, policy->tokenizer() != nullptr, s.ids, s.logprob, s.finish});
-        prompt_ids.push_back(std::move(prompts[i]));
+      for (std::size_t k = 0; k < samples.size(); ++k) {
+        const auto& s = samples[k].front();
+        const std::size_t i = mine[begin + k];
+        policy_out[i] = {s.text, policy->tokenizer() != nullptr, s.ids, s.logprob, s.finish};
+        prompt_ids[i] = std::move(prompts[k]);
       }
       progress.advance(static_cast<int64_t>(end - begin));
     }
@@ -220,39 +236,44 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
 
   // 2. KL(pi || pi_ref) on the policy's responses.
   std::optional<eval::KlEstimate> kl;
-  std::vector<double> policy_logps, reference_logps;
+  std::vector<double> policy_logps(n, 0.0), reference_logps(n, 0.0);
   if (reference) {
-    for (std::size_t i = 0; i < n; ++i) {
+    for (const auto i : mine) {
       if (!policy_out[i].ids || !policy_out[i].logprob)
         throw DataError(str(args.responses, ": record ", i + 1, " has no responses_ids and sample_logps; KL needs "
                                                                 "the policy's token ids and log-probs (lire-sample writes them)"));
-      if (prompt_ids.size() < n) prompt_ids.push_back(reference->prompt_ids(lists[i], tokenize));
+      if (prompt_ids[i].empty()) prompt_ids[i] = reference->prompt_ids(lists[i], tokenize);
     }
     models::LogprobOptions lp_options;
     lp_options.max_sequences = args.max_sequences;
-    for (std::size_t begin = 0; begin < n; begin += static_cast<std::size_t>(args.max_sequences)) {
-      const std::size_t end = std::min(n, begin + static_cast<std::size_t>(args.max_sequences));
+    const auto step = static_cast<std::size_t>(args.max_sequences);
+    for (std::size_t begin = 0; begin < mine.size(); begin += step) {
+      const std::size_t end = std::min(mine.size(), begin + step);
       std::vector<models::ListTokens> batch;
-      for (std::size_t i = begin; i < end; ++i) batch.push_back({prompt_ids[i], {*policy_out[i].ids}});
+      for (std::size_t m = begin; m < end; ++m) batch.push_back({prompt_ids[mine[m]], {*policy_out[mine[m]].ids}});
       const auto lp = models::batch_logprobs(reference->model(), batch, lp_options).logps.to(torch::kFloat64).cpu();
-      for (std::size_t i = begin; i < end; ++i) {
-        reference_logps.push_back(lp[static_cast<int64_t>(i - begin)][0].item<double>());
-        policy_logps.push_back(*policy_out[i].logprob);
+      for (std::size_t m = begin; m < end; ++m) {
+        reference_logps[mine[m]] = lp[static_cast<int64_t>(m - begin)][0].item<double>();
+        policy_logps[mine[m]] = *policy_out[mine[m]].logprob;
       }
     }
-    kl = eval::sequence_kl(policy_logps, reference_logps);
   }
 
   // 3. Rewards of both responses of every prompt.
   std::map<std::string, std::vector<double>> policy_rewards, baseline_rewards;
+  for (const auto& name : scorer.names()) {
+    policy_rewards[name].assign(n, 0.0);
+    baseline_rewards[name].assign(n, 0.0);
+  }
   {
-    Progress progress("scoring", static_cast<int64_t>(n), args.progress);
+    Progress progress("scoring", static_cast<int64_t>(mine.size()), show);
     progress.advance(0);
     const auto batch = static_cast<std::size_t>(std::max<int64_t>(cfg.eval.batch_size, 1));
-    for (std::size_t begin = 0; begin < n; begin += batch) {
-      const std::size_t end = std::min(n, begin + batch);
+    for (std::size_t begin = 0; begin < mine.size(); begin += batch) {
+      const std::size_t end = std::min(mine.size(), begin + batch);
       std::vector<data::CandidateList> pairs;
-      for (std::size_t i = begin; i < end; ++i) {
+      for (std::size_t m = begin; m < end; ++m) {
+        const std::size_t i = mine[m];
         // Text when both sides have it (reward models use their own tokenizer), else token ids.
         std::vector<std::string> texts;
         std::vector<std::vector<std::int64_t>> ids;
@@ -267,15 +288,68 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
         pairs.push_back(scoring_list(lists[i], texts, ids));
       }
       const auto scores = scorer.score(pairs);
-      for (const auto& name : scorer.names())
-        for (const auto& row : scores.at(name)) {
-          policy_rewards[name].push_back(row[0]);
-          baseline_rewards[name].push_back(row[1]);
+      for (const auto& name : scorer.names()) {
+        const auto& rows = scores.at(name);
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+          policy_rewards[name][mine[begin + k]] = rows[k][0];
+          baseline_rewards[name][mine[begin + k]] = rows[k][1];
         }
+      }
       progress.advance(static_cast<int64_t>(end - begin));
     }
     progress.finish();
   }
+
+  // Rank 0 gathers every rank's prompts (through shard files next to the
+  // report folder: responses are text) and writes the report; the others stop here.
+  if (env.distributed()) {
+    const auto shard = [&](int r) { return str(args.output, ".rank", r, "-of", W, ".jsonl"); };
+    {
+      std::ostringstream lines;
+      for (const auto i : mine) {
+        const auto& r = policy_out[i];
+        json e = {{"i", i}, {"text", r.text}, {"has_text", r.has_text}, {"finish", r.finish},
+                  {"policy_logp", policy_logps[i]}, {"reference_logp", reference_logps[i]}};
+        if (r.ids) e["ids"] = *r.ids;
+        if (r.logprob) e["logprob"] = *r.logprob;
+        for (const auto& name : scorer.names())
+          e["rewards"][name] = {policy_rewards[name][i], baseline_rewards[name][i]};
+        lines << e.dump() << "\n";
+      }
+      config::write_file_atomically(shard(env.rank), lines.str());
+    }
+    group->barrier();
+    if (env.rank != 0) {
+      group->barrier();  // rank 0 has read the shards
+      return 0;
+    }
+    for (int r = 0; r < W; ++r) {
+      std::ifstream in(shard(r));
+      LIRE_CHECK(in.good(), shard(r), ": cannot read the shard of rank ", r);
+      std::string line;
+      while (std::getline(in, line)) {
+        const auto e = json::parse(line);
+        const auto i = e["i"].get<std::size_t>();
+        LIRE_CHECK(i < n, shard(r), ": prompt index ", i, " out of range");
+        Response resp;
+        resp.text = e["text"].get<std::string>();
+        resp.has_text = e["has_text"].get<bool>();
+        resp.finish = e["finish"].get<std::string>();
+        if (e.contains("ids")) resp.ids = e["ids"].get<std::vector<std::int64_t>>();
+        if (e.contains("logprob")) resp.logprob = e["logprob"].get<double>();
+        if (policy) policy_out[i] = resp;  // (--responses: rank 0 read them all itself)
+        policy_logps[i] = e["policy_logp"].get<double>();
+        reference_logps[i] = e["reference_logp"].get<double>();
+        for (const auto& name : scorer.names()) {
+          policy_rewards[name][i] = e["rewards"][name][0].get<double>();
+          baseline_rewards[name][i] = e["rewards"][name][1].get<double>();
+        }
+      }
+    }
+    group->barrier();
+    for (int r = 0; r < W; ++r) fs::remove(shard(r));
+  }
+  if (reference) kl = eval::sequence_kl(policy_logps, reference_logps);
 
   // 4. The numbers.
   eval::WinRateOptions win_options;

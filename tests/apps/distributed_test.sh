@@ -4,7 +4,8 @@
 # with batch_size B, end with the parameters of one process with batch_size
 # 2B (float64, 1e-9 relative), for LiPO-lambda on ragged lists with tied
 # rewards, with and without gradient accumulation; the same loss is logged;
-# only rank 0 writes; a rank that dies makes the other fail within
+# only rank 0 writes; lire-sample, lire-score and lire-eval on two ranks write
+# what one process writes; a rank that dies makes the other fail within
 # runtime.dist_timeout_s.
 # Usage: distributed_test.sh BIN_DIR REPO_ROOT
 set -uo pipefail
@@ -150,9 +151,16 @@ SCORE=("$BIN/lire-score" --data "$TMP/pool1-1.jsonl" --policy "$FIX" --reward sh
 "${SCORE[@]}" --output "$TMP/scored1.jsonl" >/dev/null 2>&1
 ranks2 "${SCORE[@]}" --output "$TMP/scored2.jsonl"; check "lire-score on 2 ranks exit" $?
 cmp -s "$TMP/scored1.jsonl" "$TMP/scored2.jsonl"; check "lire-score: 2 ranks write the file 1 process writes" $?
-RANK=0 WORLD_SIZE=2 MASTER_PORT=$(port) "$BIN/lire-eval" --data "$TMP/prompts.jsonl" --output "$TMP/ev" \
-  --responses "$TMP/pool1-1.jsonl" --no-progress "${RULE[@]}" >/dev/null 2>"$TMP/eval.err"
-[ $? -ne 0 ] && grep -q "lire-eval runs in one process" "$TMP/eval.err"; check "lire-eval refuses to run on ranks" $?
+# lire-eval: prompts shared out, rank 0 gathers them and writes the same report.
+EVAL=("$BIN/lire-eval" --data "$TMP/prompts.jsonl" --policy "$FIX" --reference "$FIX" --baseline "$TMP/pool1-1.jsonl"
+  --max-new-tokens 6 --strategy sample --max-sequences 1 --no-progress sample.batch_prompts=1 "${RULE[@]}")
+"${EVAL[@]}" --output "$TMP/eval1" >/dev/null 2>&1
+ranks2 "${EVAL[@]}" --output "$TMP/eval2"; check "lire-eval on 2 ranks exit" $?
+for f in report.json report.md examples.jsonl; do
+  cmp -s "$TMP/eval1/$f" "$TMP/eval2/$f"; check "lire-eval: 2 ranks write the $f of 1 process" $?
+done
+grep -q "KL(pi || pi_ref)" "$TMP/rank0.out"; check "rank 0 prints the report" $?
+! ls "$TMP" | grep -q 'eval2.rank'; check "lire-eval leaves no shard" $?
 
 # A rank that dies: the other stops with the timeout error instead of hanging.
 sed -i 's/dist_timeout_s: 60/dist_timeout_s: 5/' "$TMP/dp.yaml"
