@@ -861,7 +861,11 @@ std::map<std::string, double> Trainer::evaluate() {
   MetricSums metrics;
   double best_sum = 0, best_count = 0;
   const auto bs = static_cast<std::size_t>(cfg_.eval.batch_size);
+  // Data parallel: batch k is rank k % W's when every rank gets one.
+  const std::size_t batches = (eval_split_.records.size() + bs - 1) / bs;
+  const bool shard = group_ && batches >= static_cast<std::size_t>(world_);
   for (std::size_t i = 0; i < eval_split_.records.size(); i += bs) {
+    if (shard && (i / bs) % static_cast<std::size_t>(world_) != static_cast<std::size_t>(rank_)) continue;
     std::vector<Example> batch;
     for (std::size_t j = i; j < std::min(eval_split_.records.size(), i + bs); ++j)
       batch.push_back(load_example(eval_split_, eval_split_.records[j]));
@@ -879,7 +883,37 @@ std::map<std::string, double> Trainer::evaluate() {
     parts.push_back(std::move(out));
   }
   (*model_)->train();
-  result["eval/loss"] = losses::combine(parts).item<double>();
+  if (shard) {
+    // The loss's numerators and normalisers, the metrics and best_logp, summed over the ranks.
+    const auto value = [](const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; };
+    double num = 0, den = 0, sft_num = 0, sft_den = 0;
+    for (const auto& p : parts) {
+      num += value(p.numerator);
+      den += value(p.denominator);
+      sft_num += value(p.sft_numerator);
+      sft_den += value(p.sft_denominator);
+    }
+    auto sums = group_->all_reduce_sum(std::vector<double>{num, den, sft_num, sft_den, best_sum, best_count});
+    const double sft_weight = parts.front().sft_weight;
+    result["eval/loss"] = sums[0] / std::max(sums[1], 1.0) +
+                          (sft_weight > 0 ? sft_weight * sums[2] / std::max(sums[3], 1.0) : 0.0);
+    best_sum = sums[4];
+    best_count = sums[5];
+    const auto count = static_cast<double>(metrics.values.size());
+    LIRE_CHECK(group_->all_reduce_min(count) == count &&
+                   group_->all_reduce_sum(std::vector<double>{count})[0] == count * world_,
+               "evaluation: the ranks computed different metrics");
+    std::vector<double> flat;
+    for (const auto& [name, v] : metrics.values) flat.insert(flat.end(), {v.first, v.second});
+    flat = group_->all_reduce_sum(flat);
+    std::size_t k = 0;
+    for (auto& [name, v] : metrics.values) {
+      v = {flat[k], flat[k + 1]};
+      k += 2;
+    }
+  } else {
+    result["eval/loss"] = losses::combine(parts).item<double>();
+  }
   for (const auto& [name, v] : metrics.values) result["eval/" + name] = metrics.value(name);
   result["eval/best_logp"] = best_count > 0 ? best_sum / best_count : 0.0;
   state_.last_eval_step = state_.step;

@@ -17,12 +17,13 @@ source "$(dirname "$0")/lib.sh"
 TRAIN="$BIN/lire-train"
 # 48 lists of 2, 3 or 4 responses with tied rewards (LiPO-lambda's lambda
 # weights and the label transform see ties).
-python3 - "$ROOT/configs/data/tiny/train.jsonl" "$TMP/train.jsonl" <<'EOF'
+python3 - "$ROOT/configs/data/tiny/train.jsonl" "$TMP/train.jsonl" "$TMP/eval.jsonl" <<'EOF'
 import json, sys
-with open(sys.argv[1]) as src, open(sys.argv[2], "w") as out:
+with open(sys.argv[1]) as src, open(sys.argv[2], "w") as train, open(sys.argv[3], "w") as held:
     for i, line in enumerate(src):
-        if i == 48:
+        if i == 70:
             break
+        out = train if i < 48 else held
         r = json.loads(line)
         k = 2 + i % 3
         rewards = r["rewards"][:k]
@@ -33,7 +34,8 @@ EOF
 cat >"$TMP/dp.yaml" <<EOF
 model: {path: $ROOT/tests/fixtures/hf/llama_tiny, dtype: fp64}
 lora: {r: 4, alpha: 8, targets: all-linear}
-data: {train: $TMP/train.jsonl}
+data: {train: $TMP/train.jsonl, eval: $TMP/eval.jsonl}
+eval: {every: 2, batch_size: 4}
 loss: {name: lipo, beta: 0.5, lambda_weight: dcg}
 train: {lr: 5.0e-3, lr_schedule: cosine, warmup_steps: 1, max_steps: 5, log_every: 1, max_grad_norm: 1.0}
 output: {keep_last: 0}
@@ -98,11 +100,31 @@ for accum in 1 2; do
     <(grep -o '"train/loss":[-0-9.e]*' "$TMP/two-$accum/metrics.jsonl" | cut -d: -f2) |
     awk 'NF == 2 { n++; d = $1 - $2; if (d < 0) d = -d; if (d > 1e-9) bad++ } END { exit !(n == 5 && bad == 0) }'
   check "grad_accum $accum: the same train/loss at every step" $?
+  # Evaluation is shared out among the ranks (22 lists, batches of 4) and reduced.
+  for key in eval/loss eval/pair_accuracy eval/ndcg eval/best_logp; do
+    paste -d' ' <(grep -o "\"$key\":[-0-9.e]*" "$TMP/one-$accum/metrics.jsonl" | cut -d: -f2) \
+      <(grep -o "\"$key\":[-0-9.e]*" "$TMP/two-$accum/metrics.jsonl" | cut -d: -f2) |
+      awk 'NF == 2 { n++; d = $1 - $2; if (d < 0) d = -d; s = $1 < 0 ? -$1 : $1; if (d > 1e-9 * (s + 1)) bad++ }
+           END { exit !(n == 4 && bad == 0) }'
+    check "grad_accum $accum: the same $key at every evaluation" $?
+  done
 done
 grep -q "data parallel: 2 ranks (gloo)" "$TMP/two-1.rank0.log"; check "rank 0 logs the job" $?
 [ "$(grep -vc "rank 1 of 2 (local rank 1, gloo" "$TMP/two-1.rank1.log")" -eq 0 ]; check "rank 1 logs only that it joined" $?
 grep -q '"world_size": 2' "$TMP/two-1/run.json"; check "run.json records the world size" $?
 [ "$(ls "$TMP/two-1/checkpoints")" = "step-5" ]; check "one writer: rank 0's checkpoint" $?
+
+# Resume with the same world size: a 2-rank run that lost its last checkpoint
+# and final/ continues from step 4 to the same weights.
+two_ranks "$TMP/straight" train.batch_size=4 output.save_every=2 train.max_steps=6
+check "2-rank run with checkpoints exit" $?
+cp -r "$TMP/straight" "$TMP/cut"
+rm -rf "$TMP/cut/checkpoints/step-6" "$TMP/cut/final"
+two_ranks "$TMP/cut" train.batch_size=4 output.save_every=2 train.max_steps=6 --resume
+check "2-rank --resume exit" $?
+grep -q "resumed from .*step-4" "$TMP/cut.rank0.log"; check "rank 0 resumed from step 4" $?
+rel=$(compare "$TMP/cut/$ADAPTER" "$TMP/straight/$ADAPTER")
+[ "$rel" = "0" ]; check "2-rank resume ends with the uninterrupted weights (max rel. diff $rel)" $?
 
 # lire-train --nproc 2 launches the two ranks itself: the same run as above.
 "$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$TMP/nproc" --nproc 2 train.batch_size=4 \
