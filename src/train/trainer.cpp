@@ -187,6 +187,10 @@ class Trainer {
   bool writer() const { return rank_ == 0; }
   // Sums every rank's gradients (undefined ones count as zeros).
   void all_reduce_gradients();
+  // Sums every rank's metric sums in place. Every rank must hold the same
+  // metrics; when their numbers differ (a rank left without lists at an
+  // epoch's end has none) nothing changes and every rank returns false.
+  bool reduce_metrics(MetricSums& metrics);
 
   const TrainJob& job_;
   const config::Config& cfg_;
@@ -763,19 +767,8 @@ bool Trainer::train_step() {
     const auto sums = group_->all_reduce_sum(std::vector<double>{step_loss, static_cast<double>(tokens)});
     step_loss = sums[0];
     tokens = static_cast<std::int64_t>(sums[1]);
-    // Metrics: summed when every rank has the same ones (a rank left without
-    // lists at an epoch's end has none; then this rank's are logged).
-    const auto count = static_cast<double>(metrics.values.size());
-    if (group_->all_reduce_min(count) == count && group_->all_reduce_sum(std::vector<double>{count})[0] == count * world_) {
-      std::vector<double> flat;
-      for (const auto& [name, v] : metrics.values) flat.insert(flat.end(), {v.first, v.second});
-      flat = group_->all_reduce_sum(flat);
-      std::size_t k = 0;
-      for (auto& [name, v] : metrics.values) {
-        v = {flat[k], flat[k + 1]};
-        k += 2;
-      }
-    }
+    // Metrics: summed when every rank has the same ones (else each rank's own are logged).
+    reduce_metrics(metrics);
   }
   GradNorm norm;
   if (finite) {
@@ -899,18 +892,7 @@ std::map<std::string, double> Trainer::evaluate() {
                           (sft_weight > 0 ? sft_weight * sums[2] / std::max(sums[3], 1.0) : 0.0);
     best_sum = sums[4];
     best_count = sums[5];
-    const auto count = static_cast<double>(metrics.values.size());
-    LIRE_CHECK(group_->all_reduce_min(count) == count &&
-                   group_->all_reduce_sum(std::vector<double>{count})[0] == count * world_,
-               "evaluation: the ranks computed different metrics");
-    std::vector<double> flat;
-    for (const auto& [name, v] : metrics.values) flat.insert(flat.end(), {v.first, v.second});
-    flat = group_->all_reduce_sum(flat);
-    std::size_t k = 0;
-    for (auto& [name, v] : metrics.values) {
-      v = {flat[k], flat[k + 1]};
-      k += 2;
-    }
+    LIRE_CHECK(reduce_metrics(metrics), "evaluation: the ranks computed different metrics");
   } else {
     result["eval/loss"] = losses::combine(parts).item<double>();
   }
@@ -1231,6 +1213,24 @@ void Trainer::connect_ranks() {
   if (!writer()) spdlog::set_level(spdlog::level::warn);  // rank 0 logs for the job
   spdlog::info("data parallel: {} ranks ({}), {} lists a rank a micro-batch", world_, group_->backend(),
                cfg_.train.batch_size);
+}
+
+bool Trainer::reduce_metrics(MetricSums& metrics) {
+  // Both collectives run on every rank, whatever the counts, so that the
+  // ranks' sequences of collectives stay in step.
+  const auto count = static_cast<double>(metrics.values.size());
+  const double lowest = group_->all_reduce_min(count);
+  const double total = group_->all_reduce_sum(std::vector<double>{count})[0];
+  if (lowest * world_ != total) return false;
+  std::vector<double> flat;
+  for (const auto& [name, v] : metrics.values) flat.insert(flat.end(), {v.first, v.second});
+  flat = group_->all_reduce_sum(flat);
+  std::size_t k = 0;
+  for (auto& [name, v] : metrics.values) {
+    v = {flat[k], flat[k + 1]};
+    k += 2;
+  }
+  return true;
 }
 
 void Trainer::all_reduce_gradients() {

@@ -109,6 +109,14 @@ for accum in 1 2; do
     check "grad_accum $accum: the same $key at every evaluation" $?
   done
 done
+# An epoch's last step that leaves one rank without lists (48 = 3 x 14 + 6:
+# rank 1 gets none of the last 6) still takes the single-process step.
+"$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$TMP/one-14" train.batch_size=14 train.max_steps=4 \
+  >/dev/null 2>&1
+two_ranks "$TMP/two-7" train.batch_size=7 train.max_steps=4
+check "two ranks with an empty last micro-batch exit" $?
+rel=$(compare "$TMP/two-7/$ADAPTER" "$TMP/one-14/$ADAPTER")
+check "2 x batch 7 ends where 1 x batch 14 does across the epoch end ($rel)" $?
 grep -q "data parallel: 2 ranks (gloo)" "$TMP/two-1.rank0.log"; check "rank 0 logs the job" $?
 [ "$(grep -vc "rank 1 of 2 (local rank 1, gloo" "$TMP/two-1.rank1.log")" -eq 0 ]; check "rank 1 logs only that it joined" $?
 grep -q '"world_size": 2' "$TMP/two-1/run.json"; check "run.json records the world size" $?

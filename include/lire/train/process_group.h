@@ -41,7 +41,9 @@ class ProcessGroup {
   // buckets of at most bucket_bytes (one dtype and device each) so that many
   // small gradients cost few collectives; each bucket is reduced and copied back.
   void all_reduce_sum(std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes = 25 << 20);
-  // Sums (or takes the minimum of) float64 values over the ranks.
+  // Sums (or takes the minimum of) float64 values over the ranks. Collectives
+  // pair up by order: every rank must make the same calls with the same
+  // number of values (an empty list is no collective at all).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);
   double all_reduce_min(double value);
   // Waits until every rank got here.
