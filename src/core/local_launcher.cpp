@@ -19,10 +19,13 @@ extern char** environ;
 namespace lire {
 namespace {
 
-// A TCP port on 127.0.0.1 that nothing listens on now (rank 0 binds it next).
-int free_port() {
+int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+}  // namespace
+
+int free_local_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw Error("--nproc: cannot open a socket to find a free port");
+  if (fd < 0) throw Error("cannot open a socket to find a free port on 127.0.0.1");
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -30,13 +33,9 @@ int free_port() {
   const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
                   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
   ::close(fd);
-  if (!ok) throw Error("--nproc: cannot find a free port on 127.0.0.1 (set MASTER_PORT)");
+  if (!ok) throw Error("cannot find a free port on 127.0.0.1 (set MASTER_PORT)");
   return ntohs(addr.sin_port);
 }
-
-int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
-
-}  // namespace
 
 int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   if (nproc < 1) throw ConfigError(str("--nproc must be >= 1, got ", nproc));
@@ -44,7 +43,7 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
     throw ConfigError("--nproc starts its own ranks, and RANK/WORLD_SIZE are already set (by torchrun?): use one "
                       "launcher");
   const char* port_env = std::getenv("MASTER_PORT");
-  const std::string port = port_env && *port_env ? std::string(port_env) : std::to_string(free_port());
+  const std::string port = port_env && *port_env ? std::string(port_env) : std::to_string(free_local_port());
   const char* addr_env = std::getenv("MASTER_ADDR");
   const std::string addr = addr_env && *addr_env ? std::string(addr_env) : "127.0.0.1";
 

@@ -4,11 +4,8 @@
 // makes the other fail with a DistributedError within the timeout.
 #include "lire/train/process_group.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,26 +19,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "lire/core/local_launcher.h"
+
 extern char** environ;
 
 namespace lire::train {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A TCP port nobody listens on now.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 // Starts this binary as rank 1 of 2 running the disabled child test `name`.
 pid_t spawn_rank1(const std::string& name, int port) {
@@ -101,7 +86,7 @@ void sum_and_check(ProcessGroup& group) {
 }
 
 TEST(ProcessGroup, TwoRanksSumBucketedTensorsAndValues) {
-  const int port = free_port();
+  const int port = free_local_port();
   const pid_t child = spawn_rank1("SumAndCheck", port);
   {
     auto group = ProcessGroup::connect(env_of(0, port), 60.0, torch::kCPU);
@@ -116,7 +101,7 @@ TEST(ProcessGroup, TwoRanksSumBucketedTensorsAndValues) {
 TEST(ProcessGroup, DeadOrHangingRankFailsWithinTheTimeout) {
   for (const std::string child_test : {"JoinThenExit", "JoinThenHang"}) {
     SCOPED_TRACE(child_test);
-    const int port = free_port();
+    const int port = free_local_port();
     const pid_t child = spawn_rank1(child_test, port);
     auto group = ProcessGroup::connect(env_of(0, port), 3.0, torch::kCPU);
     const auto t0 = std::chrono::steady_clock::now();
@@ -138,7 +123,7 @@ TEST(ProcessGroup, DeadOrHangingRankFailsWithinTheTimeout) {
 TEST(ProcessGroup, RendezvousWithoutPeersTimesOut) {
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    ProcessGroup::connect(env_of(0, free_port()), 1.0, torch::kCPU);
+    ProcessGroup::connect(env_of(0, free_local_port()), 1.0, torch::kCPU);
     ADD_FAILURE() << "expected a DistributedError";
   } catch (const DistributedError& e) {
     EXPECT_THAT(e.what(), HasSubstr("rank 0 of 2: the rendezvous at 127.0.0.1:"));

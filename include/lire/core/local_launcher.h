@@ -15,4 +15,7 @@ namespace lire {
 // or when RANK / WORLD_SIZE are already set (a rank of another launcher).
 int launch_local_ranks(int nproc, const std::vector<std::string>& args);
 
+// A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous started next).
+int free_local_port();
+
 }  // namespace lire
