@@ -38,6 +38,28 @@ torch::Tensor repeated_rows(std::int64_t P, std::int64_t rows_per_prompt, const 
   return torch::arange(P, torch::TensorOptions().dtype(torch::kLong).device(device)).repeat_interleave(rows_per_prompt);
 }
 
+// Prompts [first, first + count) padded into one batch: ids and mask [count, T]
+// (mask 1 on real tokens), padding on the left or on the right with `pad_id`.
+struct PaddedPrompts {
+  torch::Tensor ids, mask;
+};
+PaddedPrompts pad_prompts(const std::vector<std::vector<std::int64_t>>& prompts, std::size_t first, std::size_t count,
+                          bool left, std::int64_t pad_id, const torch::Device& device) {
+  std::size_t T = 0;
+  for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
+  std::vector<std::int64_t> ids(count * T, pad_id), mask(count * T, 0);
+  for (std::size_t p = 0; p < count; ++p) {
+    const auto& prompt = prompts[first + p];
+    const std::size_t offset = left ? T - prompt.size() : 0;
+    for (std::size_t t = 0; t < prompt.size(); ++t) {
+      ids[p * T + offset + t] = prompt[t];
+      mask[p * T + offset + t] = 1;
+    }
+  }
+  const auto shape = std::vector<std::int64_t>{static_cast<std::int64_t>(count), static_cast<std::int64_t>(T)};
+  return {torch::tensor(ids, torch::kLong).view(shape).to(device), torch::tensor(mask, torch::kLong).view(shape).to(device)};
+}
+
 // A causal LM: prompts left-padded into one batch and prefilled once into the
 // KV cache, whose rows are then copied per sample.
 class CausalDecoder : public Decoder {
@@ -48,22 +70,10 @@ class CausalDecoder : public Decoder {
                       std::int64_t rows_per_prompt) override {
     const auto dev = device();
     const auto P = static_cast<std::int64_t>(count);
-    std::size_t T = 0;
-    for (std::size_t p = 0; p < count; ++p) T = std::max(T, prompts[first + p].size());
-    std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * T, 0), mask(static_cast<std::size_t>(P) * T, 0);
-    for (std::size_t p = 0; p < count; ++p) {
-      const auto& prompt = prompts[first + p];
-      const std::size_t pad = T - prompt.size();
-      for (std::size_t t = 0; t < prompt.size(); ++t) {
-        ids[p * T + pad + t] = prompt[t];
-        mask[p * T + pad + t] = 1;
-      }
-    }
-    const auto T64 = static_cast<std::int64_t>(T);
+    const auto batch = pad_prompts(prompts, first, count, /*left=*/true, 0, dev);
     cache_ = models::KVCache{};
-    attention_ = torch::tensor(mask, torch::kLong).view({P, T64}).to(dev);
-    const auto hidden =
-        model_.forward(torch::tensor(ids, torch::kLong).view({P, T64}).to(dev), attention_, {}, &cache_);
+    attention_ = batch.mask;
+    const auto hidden = model_.forward(batch.ids, attention_, {}, &cache_);
     auto logits = model_.logits(hidden.select(1, -1));
     if (rows_per_prompt > 1) {
       const auto rows = repeated_rows(P, rows_per_prompt, dev);
@@ -107,20 +117,9 @@ class Seq2SeqDecoder : public Decoder {
                       std::int64_t rows_per_prompt) override {
     const auto dev = device();
     const auto P = static_cast<std::int64_t>(count);
-    std::size_t S = 0;
-    for (std::size_t p = 0; p < count; ++p) S = std::max(S, prompts[first + p].size());
-    const auto pad = model_.config().pad_token_id;
-    std::vector<std::int64_t> ids(static_cast<std::size_t>(P) * S, pad), mask(static_cast<std::size_t>(P) * S, 0);
-    for (std::size_t p = 0; p < count; ++p) {
-      const auto& prompt = prompts[first + p];
-      for (std::size_t t = 0; t < prompt.size(); ++t) {
-        ids[p * S + t] = prompt[t];
-        mask[p * S + t] = 1;
-      }
-    }
-    const auto S64 = static_cast<std::int64_t>(S);
-    encoder_mask_ = torch::tensor(mask, torch::kLong).view({P, S64}).to(dev);
-    encoder_states_ = model_.encode(torch::tensor(ids, torch::kLong).view({P, S64}).to(dev), encoder_mask_);
+    const auto batch = pad_prompts(prompts, first, count, /*left=*/false, model_.config().pad_token_id, dev);
+    encoder_mask_ = batch.mask;
+    encoder_states_ = model_.encode(batch.ids, encoder_mask_);
     if (rows_per_prompt > 1) {
       const auto rows = repeated_rows(P, rows_per_prompt, dev);
       encoder_states_ = encoder_states_.index_select(0, rows);
