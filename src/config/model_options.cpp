@@ -18,6 +18,7 @@ ModelOptions read_model_options(SectionReader& reader) {
   o.path = reader.string("path", o.path);
   o.dtype = reader.choice("dtype", o.dtype, {"auto", "fp32", "bf16", "fp16", "fp64"});
   o.adapter = reader.string("adapter", o.adapter);
+  o.shared_prompt = reader.boolean("shared_prompt", o.shared_prompt);
   reader.finish();
   return o;
 }

@@ -32,6 +32,7 @@ TrainOptions read_train_options(SectionReader& r) {
   o.max_grad_norm = r.number("max_grad_norm", o.max_grad_norm, NumberRange::non_negative());
   o.reference = r.choice("reference", o.reference, {"auto", "adapter-off", "frozen-copy", "precomputed", "none"});
   o.max_sequences = r.integer("max_sequences", o.max_sequences, 1, kMax);
+  o.checkpointing = r.boolean("checkpointing", o.checkpointing);
   o.max_nonfinite_steps = r.integer("max_nonfinite_steps", o.max_nonfinite_steps, 1, kMax);
   o.log_every = r.integer("log_every", o.log_every, 1, kMax);
   r.finish();

@@ -17,6 +17,11 @@ struct ModelOptions {
   std::string dtype = "auto";
   // PEFT LoRA adapter folder merged into the weights at load; "" = none.
   std::string adapter;
+  // Run each list's prompt once and share its keys/values with the list's
+  // responses (training, reference log-probs, lire-score). false: every
+  // response is scored as its own prompt + response sequence (the naive path,
+  // kept for comparison; both give the same log-probs and gradients).
+  bool shared_prompt = true;
 };
 
 ModelOptions read_model_options(SectionReader& reader);

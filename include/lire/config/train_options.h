@@ -41,6 +41,9 @@ struct TrainOptions {
   std::string reference = "auto";
   // Sequences (prompt + one response) per forward pass; bounds activation memory.
   std::int64_t max_sequences = 16;
+  // Activation (gradient) checkpointing: each decoder layer keeps only its
+  // input and recomputes its activations in the backward pass.
+  bool checkpointing = false;
   // Non-finite steps in a row that stop the run.
   std::int64_t max_nonfinite_steps = 5;
   // A console/metrics line every this many optimizer steps.

@@ -108,6 +108,10 @@ class LlamaModelImpl : public torch::nn::Module {
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
   const io::LlamaConfig& config() const { return config_; }
+  // Activation checkpointing (HF's gradient_checkpointing): in training mode
+  // with gradients on, each layer keeps only its input and recomputes its
+  // activations during backward (models/checkpoint.h).
+  bool gradient_checkpointing = false;
 
  private:
   io::LlamaConfig config_;

@@ -21,6 +21,9 @@ struct LogprobOptions {
   int64_t chunk_positions = 512;
   // Sequences per forward pass when scoring many lists.
   int64_t max_sequences = 16;
+  // Run each list's prompt once and share its keys/values with its responses
+  // (batch_logprobs, list_logprobs); false: one prompt + response sequence each.
+  bool shared_prompt = true;
 };
 
 struct SequenceLogprobs {
