@@ -80,6 +80,7 @@ struct Split {
   const data::ListDataset* dataset = nullptr;
   std::vector<std::size_t> records;      // record indices into *dataset
   const ReferenceTable* reference = nullptr;
+  std::vector<std::size_t> lengths;      // per record index: prompt + response tokens (0 = not kept)
 };
 
 // Sums and counts of metrics over micro-batches and steps.
@@ -316,7 +317,7 @@ void Trainer::open_data() {
   train_data_.emplace(data::ListDataset::open(d.train, opts));
   report(*train_data_);
   auto [train_idx, eval_idx] = train_data_->split();
-  train_split_ = Split{"train", &*train_data_, std::move(train_idx), nullptr};
+  train_split_ = Split{"train", &*train_data_, std::move(train_idx), nullptr, {}};
   if (!d.eval.empty()) {
     data::ListDatasetOptions eval_opts = opts;
     eval_opts.eval_fraction = 0.0;
@@ -324,9 +325,9 @@ void Trainer::open_data() {
     report(*eval_data_);
     std::vector<std::size_t> all(eval_data_->size());
     for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    eval_split_ = Split{"eval", &*eval_data_, std::move(all), nullptr};
+    eval_split_ = Split{"eval", &*eval_data_, std::move(all), nullptr, {}};
   } else {
-    eval_split_ = Split{"eval", &*train_data_, std::move(eval_idx), nullptr};
+    eval_split_ = Split{"eval", &*train_data_, std::move(eval_idx), nullptr, {}};
   }
   if (cfg_.eval.max_lists > 0 && eval_split_.records.size() > static_cast<std::size_t>(cfg_.eval.max_lists))
     eval_split_.records.resize(static_cast<std::size_t>(cfg_.eval.max_lists));
@@ -571,7 +572,19 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
       Example ex = load_example(split, rec);
       K = std::max<std::int64_t>(K, ex.tokens.response_ids.size());
       kept.push_back(rec);
+      if (split.lengths.size() != static_cast<std::size_t>(N)) split.lengths.assign(static_cast<std::size_t>(N), 0);
+      split.lengths[rec] = ex.tokens.prompt_ids.size();
+      for (const auto& r : ex.tokens.response_ids) split.lengths[rec] += r.size();
       if (compute) {
+        // Shared out among the ranks: list i is computed by rank i % world; the
+        // others hold zeros until the tables are summed below.
+        if (world_ > 1 && (kept.size() - 1) % static_cast<std::size_t>(world_) != static_cast<std::size_t>(rank_)) {
+          const auto k = ex.tokens.response_ids.size();
+          rows_logps[rec].assign(k, 0.0);
+          rows_counts[rec].assign(k, 0);
+          progress.advance();
+          continue;
+        }
         pending.emplace_back(rec, std::move(ex));
         if (static_cast<std::int64_t>(pending.size()) >= cfg_.train.batch_size) flush();
       } else {
@@ -593,7 +606,7 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
                                 split.records.size(), split.name);
   split.records = std::move(kept);
   if (compute) {
-    table->logps = torch::full({N, K}, std::numeric_limits<double>::quiet_NaN(), torch::kFloat64);
+    table->logps = torch::zeros({N, K}, torch::kFloat64);
     table->token_counts = torch::zeros({N, K}, torch::kLong);
     auto la = table->logps.accessor<double, 2>();
     auto ca = table->token_counts.accessor<std::int64_t, 2>();
@@ -602,6 +615,16 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
         la[r][static_cast<std::int64_t>(j)] = rows_logps[r][j];
         ca[r][static_cast<std::int64_t>(j)] = rows_counts[r][j];
       }
+    if (group_) {  // every rank computed its share; each entry is non-zero on one rank only
+      std::vector<torch::Tensor> parts = {table->logps.to(device_), table->token_counts.to(device_)};
+      group_->all_reduce_sum(parts);
+      table->logps = parts[0].cpu();
+      table->token_counts = parts[1].cpu();
+      la = table->logps.accessor<double, 2>();
+    }
+    for (std::int64_t r = 0; r < N; ++r)  // no response there
+      for (auto j = static_cast<std::int64_t>(rows_logps[r].size()); j < K; ++j)
+        la[r][j] = std::numeric_limits<double>::quiet_NaN();
   }
 }
 
@@ -644,7 +667,7 @@ void Trainer::prepare_reference_tables() {
       if (other) prepare_split(*other, nullptr);
     } else {
       // One pass over every record the run uses from this file.
-      Split all{primary.name, primary.dataset, primary.records, nullptr};
+      Split all{primary.name, primary.dataset, primary.records, nullptr, {}};
       if (other) {
         all.records.insert(all.records.end(), other->records.begin(), other->records.end());
         std::sort(all.records.begin(), all.records.end());
@@ -657,6 +680,8 @@ void Trainer::prepare_reference_tables() {
       const auto t0 = Clock::now();
       (*model_)->eval();
       prepare_split(all, &table);
+      primary.lengths = all.lengths;
+      if (other) other->lengths = all.lengths;
       (*model_)->train();
       if (writer()) save_reference_table(path, key, table);
       spdlog::info("reference log-probs of {} lists computed in {} and cached in {}", all.records.size(),
@@ -1054,8 +1079,10 @@ TrainResult Trainer::run() {
   loss_options_ = cfg_.loss;
   tokenize_ = data::tokenize_options(cfg_.data);
   logprob_options_.max_sequences = cfg_.train.max_sequences;
+  logprob_options_.shared_prompt = cfg_.model.shared_prompt;
 
   build_model();
+  model_->set_gradient_checkpointing(cfg_.train.checkpointing);
   tokenize_.prompt_eos = model_->is_t5();
   open_data();
 
@@ -1114,6 +1141,12 @@ TrainResult Trainer::run() {
   // Data checks and reference log-probs, before the first step.
   prepare_reference_tables();
   order_.emplace(train_split_.records, static_cast<std::uint64_t>(cfg_.runtime.seed), cfg_.data.shuffle);
+  if (cfg_.data.length_grouping) {
+    // Runs of one rank's micro-batch, windows of 64 optimizer steps.
+    const auto group = static_cast<std::size_t>(cfg_.train.batch_size);
+    order_->group_by_length(train_split_.lengths, group,
+                            group * static_cast<std::size_t>(cfg_.train.grad_accum * world_) * 64);
+  }
   const auto lists_per_step = cfg_.train.batch_size * cfg_.train.grad_accum;
   steps_per_epoch_ = (static_cast<std::int64_t>(train_split_.records.size()) + lists_per_step - 1) / lists_per_step;
   total_steps_ = cfg_.train.max_steps > 0 ? cfg_.train.max_steps : steps_per_epoch_ * cfg_.train.epochs;
