@@ -60,6 +60,7 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   int64_t records = 0, responses = 0, tokens = 0;
   models::LogprobOptions logprob_options;
   logprob_options.max_sequences = args.max_sequences;
+  logprob_options.shared_prompt = cfg.model.shared_prompt;
   torch::NoGradGuard no_grad;
 
   std::vector<data::CandidateList> batch;

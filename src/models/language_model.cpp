@@ -54,6 +54,15 @@ LanguageModel load_language_model(const std::string& folder, const LoadOptions& 
   return LanguageModel(load_causal_lm(folder, options));
 }
 
+void LanguageModel::set_gradient_checkpointing(bool on) const {
+  if (t5_) {
+    t5_->encoder->gradient_checkpointing = on;
+    t5_->decoder->gradient_checkpointing = on;
+  } else if (llama_) {
+    llama_->model->gradient_checkpointing = on;
+  }
+}
+
 SequenceLogprobs list_logprobs(const LanguageModel& model, const std::vector<int64_t>& prompt_ids,
                                const std::vector<std::vector<int64_t>>& response_ids, const LogprobOptions& options) {
   if (model.t5()) return list_logprobs(*model.t5(), prompt_ids, response_ids, options);

@@ -7,6 +7,7 @@
 
 #include "lire/core/error.h"
 #include "lire/core/torch_compat.h"
+#include "lire/models/activation_checkpoint.h"
 
 namespace lire::models {
 namespace F = torch::nn::functional;
@@ -227,9 +228,27 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torc
     cache->keys.assign(layers->size(), torch::Tensor());
     cache->values.assign(layers->size(), torch::Tensor());
   }
+  const bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
   for (std::size_t i = 0; i < layers->size(); ++i) {
-    h = layers->ptr<LlamaDecoderLayerImpl>(i)->forward(h, cos, sin, mask, cache ? &cache->keys[i] : nullptr,
-                                                       cache ? &cache->values[i] : nullptr);
+    auto* layer = layers->ptr<LlamaDecoderLayerImpl>(i).get();
+    if (!checkpoint) {
+      h = layer->forward(h, cos, sin, mask, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
+    } else if (!cache) {
+      h = checkpointed([layer](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+            return {layer->forward(in[0], in[1], in[2], in[3], nullptr, nullptr)};
+          }, {h, cos, sin, mask})[0];
+    } else {  // the cache goes in and comes out (extended by this step's keys/values)
+      const auto out = checkpointed(
+          [layer](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+            torch::Tensor k = in[4], v = in[5];
+            auto y = layer->forward(in[0], in[1], in[2], in[3], &k, &v);
+            return {y, k, v};
+          },
+          {h, cos, sin, mask, cache->keys[i], cache->values[i]});
+      h = out[0];
+      cache->keys[i] = out[1];
+      cache->values[i] = out[2];
+    }
   }
   return norm(h);
 }

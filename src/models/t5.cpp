@@ -11,6 +11,7 @@
 #include "lire/core/error.h"
 #include "lire/core/torch_compat.h"
 #include "lire/core/torch_runtime.h"
+#include "lire/models/activation_checkpoint.h"
 #include "lire/io/safetensors.h"
 
 namespace lire::models {
@@ -227,8 +228,17 @@ torch::Tensor T5StackImpl::encode(const torch::Tensor& embeds, const torch::Tens
   // Position bias [1,H,S,S] plus the padding mask [B,1,1,S], shared by every block.
   const auto bias = attention->compute_bias(0, S) + additive_mask(attention_mask, embeds.scalar_type());
   auto h = embeds;
-  for (std::size_t i = 0; i < block->size(); ++i)
-    h = block->ptr<T5BlockImpl>(i)->forward(h, bias, {}, {}, nullptr, nullptr, nullptr, nullptr);
+  const bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
+  for (std::size_t i = 0; i < block->size(); ++i) {
+    auto* b = block->ptr<T5BlockImpl>(i).get();
+    if (checkpoint) {
+      h = checkpointed([b](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+            return {b->forward(in[0], in[1], {}, {}, nullptr, nullptr, nullptr, nullptr)};
+          }, {h, bias})[0];
+    } else {
+      h = b->forward(h, bias, {}, {}, nullptr, nullptr, nullptr, nullptr);
+    }
+  }
   return final_layer_norm(h);
 }
 
@@ -257,7 +267,15 @@ torch::Tensor T5StackImpl::decode(const torch::Tensor& embeds, const torch::Tens
     cache->cross_attention.values.assign(n, torch::Tensor());
   }
   auto h = embeds;
+  const bool checkpoint = gradient_checkpointing && !cache && torch::GradMode::is_enabled();
   for (std::size_t i = 0; i < n; ++i) {
+    if (checkpoint) {
+      auto* b = block->ptr<T5BlockImpl>(i).get();
+      h = checkpointed([b](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+            return {b->forward(in[0], in[1], in[2], in[3], nullptr, nullptr, nullptr, nullptr)};
+          }, {h, self_bias, encoder_states, cross_mask})[0];
+      continue;
+    }
     h = block->ptr<T5BlockImpl>(i)->forward(
         h, self_bias, encoder_states, cross_mask, cache ? &cache->self_attention.keys[i] : nullptr,
         cache ? &cache->self_attention.values[i] : nullptr, cache ? &cache->cross_attention.keys[i] : nullptr,

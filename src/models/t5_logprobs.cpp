@@ -34,6 +34,25 @@ std::pair<torch::Tensor, torch::Tensor> encode_prompts(T5ForConditionalGeneratio
   return {model.encode(ids, mask), mask};
 }
 
+// Token log-probs of decoder states [M,d_model] under the LM head (lean, see
+// token_logprobs; a head with an active LoRA adapter goes through the module).
+torch::Tensor head_logprobs(T5ForConditionalGenerationImpl& model, const torch::Tensor& selected,
+                            const torch::Tensor& targets, const LogprobOptions& options) {
+  if (!model.lm_head) return token_logprobs(selected * model.head_scale(), model.head_weight(), targets,
+                                            options.chunk_positions);
+  if (!model.lm_head->lora_A || !model.lm_head->lora_enabled)
+    return token_logprobs(selected, model.lm_head->weight, targets, options.chunk_positions);
+  const auto compute = compute_dtype(model);
+  std::vector<torch::Tensor> parts;
+  for (int64_t begin = 0; begin < selected.size(0); begin += options.chunk_positions) {
+    const int64_t len = std::min(options.chunk_positions, selected.size(0) - begin);
+    const auto logits = model.logits(selected.narrow(0, begin, len)).to(compute);  // [len,V]
+    parts.push_back(logits.gather(1, targets.narrow(0, begin, len).unsqueeze(1)).squeeze(1) -
+                    torch::logsumexp(logits, 1));
+  }
+  return parts.empty() ? torch::zeros({0}, selected.options().dtype(compute)) : torch::cat(parts);
+}
+
 // Log-probs of responses[n] decoded against row owner[n] of the encoder states.
 SequenceLogprobs decode_responses(T5ForConditionalGenerationImpl& model, const torch::Tensor& states,
                                   const torch::Tensor& states_mask, const std::vector<int64_t>& owner,
@@ -71,17 +90,8 @@ SequenceLogprobs decode_responses(T5ForConditionalGenerationImpl& model, const t
   // The shared prompt: row n of the decoder batch attends to encoder row owner[n].
   const auto hidden = model.decode(decoder_ids.to(device), states.index_select(0, owner_t),
                                    states_mask.index_select(0, owner_t));  // [N,T,d_model]
-  const auto compute = compute_dtype(model);
   const auto selected = hidden.index({row_t, pos_t});  // [M,d_model]
-  const int64_t M = selected.size(0);
-  std::vector<torch::Tensor> parts;
-  for (int64_t begin = 0; begin < M; begin += options.chunk_positions) {
-    const int64_t len = std::min(options.chunk_positions, M - begin);
-    const auto logits = model.logits(selected.narrow(0, begin, len)).to(compute);  // [len,V]
-    const auto target = target_t.narrow(0, begin, len).unsqueeze(1);
-    parts.push_back(logits.gather(1, target).squeeze(1) - torch::logsumexp(logits, 1));
-  }
-  const auto token_lp = M ? torch::cat(parts) : torch::zeros({0}, hidden.options().dtype(compute));
+  const auto token_lp = head_logprobs(model, selected, target_t, options);
   SequenceLogprobs out;
   // Slot of each token within its response = its decoder position.
   out.per_token = torch::zeros({N, max_len}, token_lp.options()).index_put({row_t, pos_t}, token_lp);
@@ -104,59 +114,37 @@ SequenceLogprobs list_logprobs(T5ForConditionalGenerationImpl& model, const std:
 
 ListBatchLogprobs batch_logprobs(T5ForConditionalGenerationImpl& model, const std::vector<ListTokens>& lists,
                                  const LogprobOptions& options) {
-  LIRE_CHECK(options.max_sequences > 0, "max_sequences must be positive");
   LIRE_CHECK(options.chunk_positions > 0, "chunk_positions must be positive");
-  const auto B = static_cast<int64_t>(lists.size());
-  int64_t K = 0;
-  for (int64_t b = 0; b < B; ++b) {
+  for (std::size_t b = 0; b < lists.size(); ++b)
     LIRE_CHECK(!lists[b].prompt_ids.empty(), "list ", b, ": the prompt is empty (a T5 prompt needs at least EOS)");
-    K = std::max<int64_t>(K, lists[b].response_ids.size());
-  }
-  const auto device = model.head_weight().device();
-  std::vector<torch::Tensor> sums;
-  std::vector<int64_t> counts, flat_index;
-  // Groups of whole lists with at most max_sequences responses (or one larger list).
-  for (int64_t first = 0; first < B;) {
-    int64_t last = first, sequences = 0;
-    while (last < B && (last == first ||
-                        sequences + static_cast<int64_t>(lists[last].response_ids.size()) <= options.max_sequences))
-      sequences += lists[last++].response_ids.size();
-    std::vector<const Ids*> prompts;
-    std::vector<int64_t> owner;
-    std::vector<const Ids*> responses;
-    for (int64_t b = first; b < last; ++b) {
-      prompts.push_back(&lists[b].prompt_ids);
-      for (std::size_t k = 0; k < lists[b].response_ids.size(); ++k) {
-        owner.push_back(b - first);
-        responses.push_back(&lists[b].response_ids[k]);
-        flat_index.push_back(b * K + static_cast<int64_t>(k));
-        counts.push_back(static_cast<int64_t>(lists[b].response_ids[k].size()));
+  const auto out_options = torch::TensorOptions().dtype(compute_dtype(model)).device(model.head_weight().device());
+  return score_list_groups(lists, options.max_sequences, out_options, [&](const ListGroup& g) {
+    // Shared prompt: each list's prompt is encoded once and its states serve
+    // all its responses; naive: one encoder pass per response.
+    std::vector<const Ids*> prompts = g.prompts;
+    std::vector<int64_t> owner = g.owner;
+    if (!options.shared_prompt) {
+      prompts.clear();
+      for (std::size_t n = 0; n < g.responses.size(); ++n) {
+        prompts.push_back(g.prompts[g.owner[n]]);
+        owner[n] = static_cast<int64_t>(n);
       }
     }
-    if (!responses.empty()) {
-      const auto [states, mask] = encode_prompts(model, prompts);
-      for (std::size_t begin = 0; begin < responses.size(); begin += options.max_sequences) {
-        const std::size_t end = std::min(responses.size(), begin + static_cast<std::size_t>(options.max_sequences));
-        const std::vector<int64_t> chunk_owner(owner.begin() + begin, owner.begin() + end);
-        const std::vector<const Ids*> chunk(responses.begin() + begin, responses.begin() + end);
-        sums.push_back(decode_responses(model, states, mask, chunk_owner, chunk, options).sums);
+    std::vector<torch::Tensor> sums;
+    torch::Tensor states, mask;
+    if (options.shared_prompt) std::tie(states, mask) = encode_prompts(model, prompts);
+    for (std::size_t begin = 0; begin < g.responses.size(); begin += options.max_sequences) {
+      const std::size_t end = std::min(g.responses.size(), begin + static_cast<std::size_t>(options.max_sequences));
+      std::vector<int64_t> chunk_owner(owner.begin() + begin, owner.begin() + end);
+      const std::vector<const Ids*> chunk(g.responses.begin() + begin, g.responses.begin() + end);
+      if (!options.shared_prompt) {  // this chunk's own prompt copies
+        std::tie(states, mask) = encode_prompts(model, {prompts.begin() + begin, prompts.begin() + end});
+        for (auto& o : chunk_owner) o -= static_cast<int64_t>(begin);
       }
+      sums.push_back(decode_responses(model, states, mask, chunk_owner, chunk, options).sums);
     }
-    first = last;
-  }
-  const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);
-  const auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(device);
-  const auto flat = sums.empty() ? torch::zeros({0}, torch::TensorOptions().dtype(compute_dtype(model)).device(device))
-                                 : torch::cat(sums);
-  const auto index = torch::tensor(flat_index, torch::kLong).to(device);
-  ListBatchLogprobs out;
-  out.logps = torch::zeros({B * K}, flat.options()).index_put({index}, flat).view({B, K});
-  out.token_counts =
-      torch::zeros({B * K}, long_opts).index_put({index}, torch::tensor(counts, torch::kLong).to(device)).view({B, K});
-  out.mask = torch::zeros({B * K}, bool_opts)
-                 .index_put({index}, torch::ones({static_cast<int64_t>(flat_index.size())}, bool_opts))
-                 .view({B, K});
-  return out;
+    return torch::cat(sums);
+  });
 }
 
 }  // namespace lire::models

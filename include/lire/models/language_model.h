@@ -60,6 +60,9 @@ class LanguageModel {
   // The Linear modules LoRA adapts when lora.targets is not given (PEFT's
   // defaults: q_proj, v_proj for Llama; q, v for T5).
   std::vector<std::string> default_lora_targets() const;
+  // Activation checkpointing of every decoder layer (and T5 encoder block)
+  // whenever gradients are on (models/activation_checkpoint.h).
+  void set_gradient_checkpointing(bool on) const;
 
  private:
   std::string family_;

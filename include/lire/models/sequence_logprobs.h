@@ -1,13 +1,24 @@
 // Sequence log-probs of candidate responses, the quantity every loss consumes:
 // log pi(y | x) = sum over response tokens t of log p(y_t | x, y_<t).
 //
-// The full-vocabulary log-softmax is never materialised for the prompt: logits
-// are computed only at the positions that predict a response token, a chunk of
-// positions at a time, as gather(logits, target) - logsumexp(logits) in at
-// least float32. Differentiable: call under torch::NoGradGuard when scoring.
+// Shared prompt (the default): each list's prompt runs through the decoder
+// once; its keys/values (and its last hidden state, which predicts the first
+// response token) are shared by the list's K responses, which run as a
+// right-padded batch behind that cache. Gradients flow back into the prompt
+// pass once. A list's log-probs do not depend on the other lists of a batch,
+// to the last bit. The naive
+// path (shared_prompt false) runs prompt + response as one sequence per
+// response; both compute the same function.
+//
+// Lean log-probs: logits are computed only at the positions that predict a
+// response token, a chunk of positions at a time, as gather(logits, target) -
+// logsumexp(logits) in at least float32, and no [positions x vocab] tensor is
+// kept for backward (token_logprobs below). Differentiable: call under
+// torch::NoGradGuard when scoring.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <torch/types.h>
@@ -31,6 +42,16 @@ struct SequenceLogprobs {
   torch::Tensor token_counts;  // [N] int64 number of response tokens
   torch::Tensor per_token;     // [N, L_max] per-token log-probs, 0 past each count
 };
+
+// log p(target_m | hidden_m) = (h W^T)[target] - logsumexp(h W^T) for rows of
+// `hidden` [M,H] against the LM head `weight` [V,H] (compute in float32, or
+// float64 for float64 inputs), `chunk` rows at a time. Differentiable in hidden
+// and weight without keeping logits: when only `hidden` needs a gradient (LoRA)
+// the forward pass stores d log p / d h = W[target] - softmax(h W^T) W, [M,H],
+// so backward is one multiply; when `weight` needs one too, backward
+// recomputes each chunk's logits. Either way at most [chunk, V] floats live.
+torch::Tensor token_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
+                             int64_t chunk);
 
 // Right-padded sequences `input_ids` [N,T] with `attention_mask` [N,T]; row n's
 // response occupies positions [response_start[n], response_start[n] + count[n]).
@@ -60,5 +81,18 @@ struct ListBatchLogprobs {
 };
 ListBatchLogprobs batch_logprobs(LlamaForCausalLMImpl& model, const std::vector<ListTokens>& lists,
                                  const LogprobOptions& options = {});
+
+// Both architectures' batch_logprobs walk the lists through this: groups of
+// whole lists holding at most max_sequences responses (a larger list alone),
+// each scored by `score` (sums [responses of the group], in response order),
+// scattered into the [B, K_max] layout on `options`' device and dtype.
+struct ListGroup {
+  std::vector<const std::vector<int64_t>*> prompts;    // one per list of the group
+  std::vector<int64_t> owner;                          // per response: its list's index in `prompts`
+  std::vector<const std::vector<int64_t>*> responses;  // the group's responses, list by list
+};
+ListBatchLogprobs score_list_groups(const std::vector<ListTokens>& lists, int64_t max_sequences,
+                                    const torch::TensorOptions& options,
+                                    const std::function<torch::Tensor(const ListGroup&)>& score);
 
 }  // namespace lire::models

@@ -166,6 +166,9 @@ class T5StackImpl : public torch::nn::Module {
                        const torch::Tensor& encoder_mask, T5DecoderCache* cache);
   torch::nn::ModuleList block{nullptr};
   RMSNorm final_layer_norm{nullptr};
+  // Activation checkpointing per block with gradients on (models/activation_checkpoint.h);
+  // decoding with a cache (generation) is never checkpointed.
+  bool gradient_checkpointing = false;
 
  private:
   bool is_decoder_;
