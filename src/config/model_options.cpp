@@ -35,6 +35,7 @@ DataOptions read_data_options(SectionReader& reader) {
   o.max_responses = reader.integer("max_responses", o.max_responses, 0, max);
   if (o.max_responses == 1) reader.fail("max_responses", "must be 0 (all) or at least 2: a list needs two responses");
   o.shuffle = reader.boolean("shuffle", o.shuffle);
+  o.length_grouping = reader.boolean("length_grouping", o.length_grouping);
   if (const nlohmann::json* fields = reader.raw("fields")) {
     if (!fields->is_object())
       reader.fail("fields", str("must be a mapping {name in the file: canonical name}, got ", fields->type_name()));

@@ -161,12 +161,46 @@ std::pair<std::vector<std::size_t>, std::vector<std::size_t>> split_indices(std:
 EpochOrder::EpochOrder(std::vector<std::size_t> indices, std::uint64_t seed, bool shuffle)
     : indices_(std::move(indices)), seed_(seed), shuffle_(shuffle) {}
 
+void EpochOrder::group_by_length(std::vector<std::size_t> lengths, std::size_t group, std::size_t window) {
+  if (group == 0 || window == 0 || window % group != 0)
+    throw Error(str("length grouping: window (", window, ") must be a positive multiple of the group (", group, ")"));
+  for (auto i : indices_)
+    if (i >= lengths.size()) throw Error(str("length grouping: no length for record ", i));
+  lengths_ = std::move(lengths);
+  group_ = group;
+  window_ = window;
+  has_cache_ = false;
+}
+
 const std::vector<std::size_t>& EpochOrder::order(std::size_t epoch) {
-  if (!shuffle_) return indices_;
+  if (!shuffle_ && lengths_.empty()) return indices_;
   if (has_cache_ && cached_epoch_ == epoch) return cache_;
   cache_ = indices_;
   std::mt19937_64 rng(seed_ ^ splitmix64(static_cast<std::uint64_t>(epoch)));
-  fisher_yates(cache_, rng);
+  if (shuffle_) fisher_yates(cache_, rng);
+  if (!lengths_.empty()) {
+    std::vector<std::size_t> grouped;
+    grouped.reserve(cache_.size());
+    for (std::size_t begin = 0; begin < cache_.size(); begin += window_) {
+      const std::size_t end = std::min(cache_.size(), begin + window_);
+      std::vector<std::size_t> w(cache_.begin() + begin, cache_.begin() + end);
+      std::stable_sort(w.begin(), w.end(), [&](std::size_t a, std::size_t b) { return lengths_[a] > lengths_[b]; });
+      // Runs of `group`: the longest first, the other full ones in a seeded
+      // order (sorted without shuffle), a short run (the epoch's end) last so
+      // that every full run stays aligned with a micro-batch.
+      std::vector<std::size_t> runs;
+      for (std::size_t r = 0; r * group_ < w.size(); ++r) runs.push_back(r);
+      const std::size_t full = w.size() / group_;
+      if (shuffle_ && full > 2) {
+        std::vector<std::size_t> middle(runs.begin() + 1, runs.begin() + static_cast<std::ptrdiff_t>(full));
+        fisher_yates(middle, rng);
+        std::copy(middle.begin(), middle.end(), runs.begin() + 1);
+      }
+      for (auto r : runs)
+        for (std::size_t i = r * group_; i < std::min(w.size(), (r + 1) * group_); ++i) grouped.push_back(w[i]);
+    }
+    cache_ = std::move(grouped);
+  }
   cached_epoch_ = epoch;
   has_cache_ = true;
   return cache_;

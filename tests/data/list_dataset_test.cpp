@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <numeric>
 #include <set>
@@ -264,6 +265,80 @@ TEST(EpochOrder, PermutationPerEpoch) {
   EXPECT_NE(EpochOrder(indices, 43, true).order(0), e0);
   EpochOrder plain(indices, 42, false);
   EXPECT_EQ(plain.order(3), indices);
+}
+
+// Padding a batch costs: each run is padded to its longest list.
+std::size_t padded_cost(const std::vector<std::size_t>& order, const std::vector<std::size_t>& lengths,
+                        std::size_t group) {
+  std::size_t cost = 0;
+  for (std::size_t b = 0; b < order.size(); b += group) {
+    std::size_t longest = 0, n = std::min(group, order.size() - b);
+    for (std::size_t i = b; i < b + n; ++i) longest = std::max(longest, lengths[order[i]]);
+    cost += longest * n;
+  }
+  return cost;
+}
+
+TEST(EpochOrder, LengthGroupingSortsWindowsIntoRuns) {
+  const std::size_t n = 203, group = 4, window = 40;  // a partial last window, a short last run
+  std::vector<std::size_t> indices(n), lengths(n + 5);
+  std::iota(indices.begin(), indices.end(), 5);
+  std::mt19937_64 rng(7);
+  for (auto& l : lengths) l = 10 + rng() % 500;
+  for (bool shuffle : {true, false}) {
+    SCOPED_TRACE(shuffle ? "shuffled" : "in order");
+    EpochOrder plain(indices, 42, shuffle);
+    EpochOrder grouped(indices, 42, shuffle);
+    grouped.group_by_length(lengths, group, window);
+    for (std::size_t epoch : {0u, 1u}) {
+      const auto base = plain.order(epoch);
+      const auto g = grouped.order(epoch);
+      auto sorted = g;
+      std::sort(sorted.begin(), sorted.end());
+      EXPECT_EQ(sorted, indices);  // a permutation
+      for (std::size_t w = 0; w < n; w += window) {
+        // Each window holds the same records as the plain order's window...
+        const std::size_t end = std::min(n, w + window);
+        std::vector<std::size_t> a(base.begin() + w, base.begin() + end), b(g.begin() + w, g.begin() + end);
+        std::sort(a.begin(), a.end());
+        std::sort(b.begin(), b.end());
+        EXPECT_EQ(a, b);
+        // ...and each run of `group` is a consecutive block of the window sorted
+        // by length: no run's length range overlaps another's interior.
+        std::vector<std::size_t> lens;
+        for (std::size_t i = w; i < end; ++i) lens.push_back(lengths[g[i]]);
+        std::vector<std::size_t> desc = lens;
+        std::stable_sort(desc.begin(), desc.end(), std::greater<>());
+        std::multiset<std::size_t> runs_seen;
+        for (std::size_t r = 0; r < lens.size(); r += group) {
+          const auto lo = std::min_element(lens.begin() + r, lens.begin() + std::min(lens.size(), r + group));
+          const auto hi = std::max_element(lens.begin() + r, lens.begin() + std::min(lens.size(), r + group));
+          // The run's members are exactly desc[k*group .. ) for some k.
+          bool found = false;
+          for (std::size_t k = 0; k < desc.size(); k += group) {
+            std::vector<std::size_t> run(lens.begin() + r, lens.begin() + std::min(lens.size(), r + group));
+            std::vector<std::size_t> block(desc.begin() + k, desc.begin() + std::min(desc.size(), k + group));
+            std::sort(run.begin(), run.end());
+            std::sort(block.begin(), block.end());
+            found = found || run == block;
+          }
+          EXPECT_TRUE(found) << "run at " << w + r << " spans " << *lo << ".." << *hi;
+        }
+        EXPECT_EQ(lens.front(), desc.front());  // the longest run first
+      }
+      EXPECT_LT(padded_cost(g, lengths, group), padded_cost(base, lengths, group) * 9 / 10);
+      EpochOrder again(indices, 42, shuffle);
+      again.group_by_length(lengths, group, window);
+      EXPECT_EQ(again.order(epoch), g);  // deterministic (resume)
+    }
+    if (shuffle) {
+      const std::vector<std::size_t> e0 = grouped.order(0);  // a copy: order() reuses its buffer
+      EXPECT_NE(e0, grouped.order(1));
+    }
+  }
+  EpochOrder bad(indices, 1, true);
+  EXPECT_THROW(bad.group_by_length(lengths, 4, 10), lire::Error);  // window not a multiple of the group
+  EXPECT_THROW(bad.group_by_length(std::vector<std::size_t>(10, 1), 4, 8), lire::Error);  // records without a length
 }
 
 TEST(Subsample, KeepsFieldsAlignedAndIsDeterministic) {

@@ -20,6 +20,9 @@
 #include <torch/torch.h>
 
 #include "lire/core/local_launcher.h"
+#include "lire/io/hf_config.h"
+#include "lire/models/llama.h"
+#include "lire/models/sequence_logprobs.h"
 
 extern char** environ;
 
@@ -133,6 +136,54 @@ TEST(ProcessGroup, RendezvousWithoutPeersTimesOut) {
 }
 
 // ---- rank 1's side, run only by the tests above (disabled otherwise)
+
+#ifdef USE_C10D_NCCL
+// On a CUDA LibTorch with NCCL (the GPU machine's recipe, scripts/gpu.sh): a
+// process group of one rank on GPU 0, an all-reduce of CUDA tensors, and one
+// LoRA-free training step of a tiny Llama whose gradients go through the group.
+TEST(ProcessGroupNccl, OneRankSmokeTest) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  DistEnv env;
+  env.master_port = free_local_port();
+  const torch::Device cuda(torch::kCUDA, 0);
+  auto group = ProcessGroup::connect(env, 60.0, cuda);
+  EXPECT_EQ(group->backend(), "nccl");
+  std::vector<torch::Tensor> t = {torch::arange(1000, torch::TensorOptions().dtype(torch::kFloat32).device(cuda)),
+                                  torch::ones({3, 5}, torch::TensorOptions().dtype(torch::kBFloat16).device(cuda))};
+  const auto before = t[0].clone();
+  group->all_reduce_sum(t, 1024);
+  EXPECT_TRUE(torch::equal(t[0], before));  // one rank: the sum is the tensor
+  EXPECT_EQ(group->all_reduce_sum(std::vector<double>{2.5, -1.0}), (std::vector<double>{2.5, -1.0}));
+  EXPECT_EQ(group->all_reduce_min(3.0), 3.0);
+  group->barrier();
+
+  lire::io::LlamaConfig c;
+  c.vocab_size = 64;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  torch::manual_seed(1);
+  lire::models::LlamaForCausalLM model(c, torch::TensorOptions().dtype(torch::kFloat32).device(cuda));
+  model->init_weights(0.1);
+  const std::vector<lire::models::ListTokens> lists = {{{1, 5, 9}, {{10, 11}, {12, 13, 14}}}};
+  const auto lp = lire::models::batch_logprobs(*model, lists);
+  (-lp.logps.masked_select(lp.mask).sum()).backward();
+  std::vector<torch::Tensor> grads;
+  for (auto& p : model->parameters()) grads.push_back(p.grad());
+  const auto g0 = grads[0].clone();
+  group->all_reduce_sum(grads);
+  EXPECT_TRUE(torch::equal(grads[0], g0));
+  torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.1));
+  sgd.step();
+  torch::NoGradGuard no_grad;
+  const auto after = lire::models::batch_logprobs(*model, lists);
+  EXPECT_GT(after.logps.masked_select(after.mask).sum().item<double>(),
+            lp.logps.masked_select(lp.mask).sum().item<double>());  // the step raised the log-probs
+}
+#endif
 
 TEST(DISABLED_ProcessGroupChild, SumAndCheck) {
   auto group = ProcessGroup::connect(read_dist_env(), 60.0, torch::kCPU);

@@ -24,6 +24,10 @@ struct DataOptions {
   std::int64_t max_responses = 0;
   // Visit the training lists in a new seeded order every epoch (runtime.seed).
   bool shuffle = true;
+  // Batches of lists of similar lengths (prompt + all responses, in tokens):
+  // windows of 64 steps' lists sorted by length and cut into micro-batches
+  // (data::EpochOrder::group_by_length); less padding, still seeded.
+  bool length_grouping = false;
   // Field names of the file -> the canonical names (prompt, responses, rewards, ranks,
   // labels, chosen, rejected, ...), e.g. {question: prompt, answers: responses}.
   std::map<std::string, std::string> fields;

@@ -89,9 +89,20 @@ std::pair<std::vector<std::size_t>, std::vector<std::size_t>> split_indices(std:
 // The order records are visited in each epoch: with `shuffle`, a permutation of
 // `indices` seeded by seed ^ mix(epoch) (splitmix64), else `indices` as given.
 // The same (indices, seed, epoch) always gives the same order.
+//
+// Length grouping (group_by_length): the epoch's order is then cut into
+// windows of `window` records; each window is sorted by length, longest
+// first (ties keep their order), cut into runs of `group` records, and the
+// runs are visited in a seeded order (the window's longest run first, as HF's
+// LengthGroupedSampler, so a run out of memory shows at once). A run is one
+// micro-batch of one rank when `group` is the per-rank batch and `window` a
+// multiple of the global step, so batches hold lists of similar lengths and
+// carry little padding. Deterministic like the plain order.
 class EpochOrder {
  public:
   EpochOrder(std::vector<std::size_t> indices, std::uint64_t seed, bool shuffle);
+  // lengths[record] for every record in indices; group >= 1; window a multiple of group.
+  void group_by_length(std::vector<std::size_t> lengths, std::size_t group, std::size_t window);
   // The order of `epoch` (0-based); the reference stays valid until the next call.
   const std::vector<std::size_t>& order(std::size_t epoch);
   std::size_t size() const { return indices_.size(); }
@@ -100,6 +111,8 @@ class EpochOrder {
   std::vector<std::size_t> indices_;
   std::uint64_t seed_;
   bool shuffle_;
+  std::vector<std::size_t> lengths_;  // empty: no grouping
+  std::size_t group_ = 0, window_ = 0;
   std::size_t cached_epoch_ = 0;
   bool has_cache_ = false;
   std::vector<std::size_t> cache_;
