@@ -38,7 +38,8 @@ struct GenerateOptions {
   std::vector<std::int64_t> eos_ids;
   // Prefill (causal LM) or encode (T5) each prompt once and copy its cached
   // keys/values to its K samples or beams. false: prefill it once per row, as
-  // K separate sequences would (same outputs; lire-bench compares the two).
+  // K separate sequences would (the same tokens; log-probs equal up to float
+  // rounding, as the batch shapes differ). lire-bench compares the two.
   // Not a config key.
   bool reuse_prompt_cache = true;
 };
