@@ -151,6 +151,19 @@ class Seq2SeqDecoder : public Decoder {
   torch::Tensor encoder_states_, encoder_mask_;  // [rows, S, d_model], [rows, S]
 };
 
+// decoder.start() for prompts [first, first + count) with rows_per_prompt rows
+// each: one prefill per prompt, its cache copied to its rows (reuse), or one
+// prefill per row (the prompt repeated rows_per_prompt times in the batch).
+torch::Tensor start_rows(Decoder& decoder, const std::vector<std::vector<std::int64_t>>& prompts, std::size_t first,
+                         std::size_t count, std::int64_t rows_per_prompt, bool reuse) {
+  if (reuse || rows_per_prompt == 1) return decoder.start(prompts, first, count, rows_per_prompt);
+  std::vector<std::vector<std::int64_t>> repeated;
+  repeated.reserve(count * static_cast<std::size_t>(rows_per_prompt));
+  for (std::size_t p = 0; p < count; ++p)
+    for (std::int64_t k = 0; k < rows_per_prompt; ++k) repeated.push_back(prompts[first + p]);
+  return decoder.start(repeated, 0, repeated.size(), 1);
+}
+
 // Decodes one batch of prompts; `first` is the index of its first prompt.
 void generate_batch(Decoder& decoder, const std::vector<std::vector<std::int64_t>>& prompts,
                     std::size_t first, std::size_t count, const GenerateOptions& o,
@@ -162,7 +175,7 @@ void generate_batch(Decoder& decoder, const std::vector<std::vector<std::int64_t
   const std::int64_t R = P * K;
   const bool greedy = o.strategy == "greedy" || o.temperature == 0.0;
 
-  auto logits = decoder.start(prompts, first, count, K);
+  auto logits = start_rows(decoder, prompts, first, count, K, o.reuse_prompt_cache);
 
   std::vector<std::mt19937_64> streams;
   if (!greedy) {
@@ -275,7 +288,7 @@ void beam_batch(Decoder& decoder, const std::vector<std::vector<std::int64_t>>& 
   const std::int64_t R = P * NB;
   const double ninf = -std::numeric_limits<double>::infinity();
 
-  auto logits = decoder.start(prompts, first, count, NB);
+  auto logits = start_rows(decoder, prompts, first, count, NB, o.reuse_prompt_cache);
 
   // Beam state by row (p * NB + g * BG + j). At the start only the first beam
   // of each group is live, so a group does not fill itself with copies.

@@ -141,6 +141,39 @@ TEST(Generate, SameSeedSamePoolAtAnyBatchSize) {
   EXPECT_GT(differ, 0u);
 }
 
+// Prefilling a prompt once and copying its cache to the K samples (the
+// default) gives what K separate prefills of the prompt give: exactly the same
+// tokens, and the same log-probs and beam scores up to float32 rounding (a
+// batch of K copies runs other matmul shapes), for samples and beams, with
+// prompts of different lengths (left padding) in one batch.
+TEST(Generate, PromptCacheReuseEqualsSeparatePrefills) {
+  auto model = tiny();  // fp32
+  const std::vector<std::vector<std::int64_t>> prompts = {{1, 306, 214, 297, 56, 207}, {1, 40}, {1, 236, 157}};
+  GenerateOptions o;
+  o.max_new_tokens = 10;
+  o.num_samples = 4;
+  o.temperature = 0.9;
+  o.seed = 11;
+  o.eos_ids = {-1};
+  for (const std::string strategy : {"sample", "beam"}) {
+    o.strategy = strategy;
+    o.reuse_prompt_cache = true;
+    const auto reused = generate(*model, prompts, o);
+    o.reuse_prompt_cache = false;
+    const auto separate = generate(*model, prompts, o);
+    std::size_t distinct = 0;
+    for (std::size_t p = 0; p < prompts.size(); ++p)
+      for (std::size_t k = 0; k < 4; ++k) {
+        EXPECT_EQ(reused[p][k].ids, separate[p][k].ids) << strategy << " " << p << " " << k;
+        EXPECT_NEAR(reused[p][k].logprob, separate[p][k].logprob, 1e-4) << strategy << " " << p << " " << k;
+        EXPECT_NEAR(reused[p][k].score, separate[p][k].score, 1e-4) << strategy << " " << p << " " << k;
+        EXPECT_EQ(reused[p][k].ids.size(), 10u);
+        distinct += k > 0 && reused[p][k].ids != reused[p][0].ids;
+      }
+    EXPECT_GT(distinct, 0u) << strategy << ": the rows of a prompt should differ";
+  }
+}
+
 TEST(Generate, StopsAtEosAndStopCallback) {
   auto model = tiny();
   const std::vector<std::int64_t> prompt = {1, 306, 214, 297, 56, 207};

@@ -144,6 +144,24 @@ TEST(T5Generate, LogprobsAndBatchingAgree) {
   for (std::size_t k = 0; k < 3; ++k) EXPECT_EQ(alone[0][k].ids, batched[2][k].ids);
 }
 
+// Encoding a prompt once for its K samples (the default) equals encoding it
+// once per sample: the same tokens, log-probs up to float32 rounding.
+TEST(T5Generate, PromptCacheReuseEqualsSeparateEncodings) {
+  auto model = tiny_t5("t5_tiny", "fp32");
+  GenerateOptions o;
+  o.max_new_tokens = 8;
+  o.num_samples = 3;
+  o.seed = 3;
+  const auto reused = generate(*model, kPrompts, o);
+  o.reuse_prompt_cache = false;
+  const auto separate = generate(*model, kPrompts, o);
+  for (std::size_t p = 0; p < kPrompts.size(); ++p)
+    for (std::size_t k = 0; k < 3; ++k) {
+      EXPECT_EQ(reused[p][k].ids, separate[p][k].ids) << p << " " << k;
+      EXPECT_NEAR(reused[p][k].logprob, separate[p][k].logprob, 1e-4) << p << " " << k;
+    }
+}
+
 // Two steps of beam search with as many beams as the vocabulary are an
 // exhaustive search: the best two-token continuations by brute force over
 // all 512 x 512.

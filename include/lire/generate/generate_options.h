@@ -36,6 +36,12 @@ struct GenerateOptions {
   std::int64_t batch_prompts = 8;
   // Token ids that end a response (not included in it); empty = the model's eos_token_id.
   std::vector<std::int64_t> eos_ids;
+  // Prefill (causal LM) or encode (T5) each prompt once and copy its cached
+  // keys/values to its K samples or beams. false: prefill it once per row, as
+  // K separate sequences would (the same tokens; log-probs equal up to float
+  // rounding, as the batch shapes differ). lire-bench compares the two.
+  // Not a config key.
+  bool reuse_prompt_cache = true;
 };
 
 // Throws lire::ConfigError naming the sample.* key of an invalid option.
