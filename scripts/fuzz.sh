@@ -7,7 +7,8 @@
 # SECONDS_PER_TARGET (default 300) with libFuzzer under ASan+UBSan, one job at
 # a time, starting from the committed corpus fuzz/corpus/<target>/ (read only).
 # New interesting inputs go to fuzz/scratch/<target>/ and crashes, leaks and
-# timeouts to fuzz/findings/<target>/ (both git-ignored). Exits 1 when a
+# timeouts to fuzz/findings/<target>/ (both git-ignored). fuzz/<target>.dict,
+# when present, is the target's libFuzzer dictionary. Exits 1 when a
 # target left findings.
 #
 # Needs clang and libFuzzer (Debian: clang, libclang-rt-dev); installs them
@@ -60,8 +61,10 @@ for t in "${TARGETS[@]}"; do
   echo "== $t: ${SECONDS_PER_TARGET}s (corpus $corpus, new inputs $scratch, findings $findings)"
   # The first corpus folder receives new inputs: the scratch one, so the
   # committed corpus only grows by hand (findings and a few good seeds).
+  dict=()
+  [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
   set +e
-  "$BUILD_DIR/fuzz/lire-fuzz-$t" "$scratch" "$corpus" \
+  "$BUILD_DIR/fuzz/lire-fuzz-$t" "$scratch" "$corpus" "${dict[@]}" \
     -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
     -artifact_prefix="$findings/" -print_final_stats=1 2>&1 | tee "$findings/last-run.log" | \
     grep -E '^(#[0-9]+[[:space:]]+(INITED|DONE)|==[0-9]+==ERROR|SUMMARY|stat::|artifact_prefix|Test unit written|fuzz invariant)'
