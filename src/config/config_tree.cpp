@@ -10,12 +10,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "lire/core/error.h"
@@ -58,6 +60,42 @@ bool is_core_float(const std::string& s) {
     if (exp_digits == 0) return false;
   }
   return i == s.size();
+}
+
+// The offset of the first byte of `s` that is not part of well-formed UTF-8
+// (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF), or npos.
+// yaml-cpp passes such bytes through; the tree must not hold them (JSON
+// output of the tree, e.g. error messages and stored configs, would fail).
+std::size_t invalid_utf8_at(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // range of the second byte
+    if (b < 0x80) {
+      ++i;
+      continue;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      n = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      n = 2;
+      if (b == 0xE0) lo = 0xA0;  // overlong
+      if (b == 0xED) hi = 0x9F;  // surrogates
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      n = 3;
+      if (b == 0xF0) lo = 0x90;  // overlong
+      if (b == 0xF4) hi = 0x8F;  // above U+10FFFF
+    } else {
+      return i;
+    }
+    if (i + n >= s.size()) return i;  // truncated sequence
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto c = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return i;
+    }
+    i += n + 1;
+  }
+  return std::string::npos;
 }
 
 // Parses an unsigned magnitude in `base`; false on overflow of uint64.
@@ -119,6 +157,43 @@ json resolve_plain(const std::string& s, Fail&& fail) {
   return s;
 }
 
+// yaml-cpp 0.7 (Debian 12) never returns from LoadAll on a document that
+// starts with a token no node can start with, e.g. "," or "\"a\", b": each
+// pass adds a null document without consuming the token, forever, allocating
+// as it goes (jbeder/yaml-cpp#1040; fixed upstream after 0.8 by #1319).
+// Counting the documents with our own loop over the parser, which stops when
+// a document starts where the previous one did, detects that input first; it
+// throws the position and what to fix. Returns the number of documents.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+  YAML::Mark start = YAML::Mark::null_mark();
+};
+
+std::size_t count_documents(const std::string& yaml) {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  std::size_t documents = 0;
+  int previous = -1;
+  while (parser.HandleNextDocument(counter)) {
+    if (counter.start.pos == previous)
+      throw YAML::ParserException(counter.start,
+                                  "unexpected token: no YAML node starts here (a ',' outside [...] or {...}?)");
+    previous = counter.start.pos;
+    ++documents;
+  }
+  return documents;
+}
+
 // Converts yaml-cpp nodes to json, recording each mapping key's location.
 class Converter {
  public:
@@ -148,6 +223,7 @@ class Converter {
             fail(key_node.Mark(), str("mapping keys must be plain strings",
                                       path.empty() ? "" : " (in '" + path + "')"));
           const std::string key = key_node.Scalar();
+          check_utf8(key_node, key, "key");
           const int line = key_node.Mark().line + 1;
           if (out.contains(key)) {
             fail(key_node.Mark(),
@@ -182,7 +258,17 @@ class Converter {
   }
 
  private:
+  void check_utf8(const YAML::Node& node, const std::string& text, const char* what) const {
+    const std::size_t bad = invalid_utf8_at(text);
+    if (bad == std::string::npos) return;
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(text[bad]));
+    fail(node.Mark(), str("invalid UTF-8 in a ", what, " (byte ", byte, " at offset ", bad,
+                          "); a config must be UTF-8 text"));
+  }
+
   json scalar(const YAML::Node& node) const {
+    check_utf8(node, node.Scalar(), "value");
     const std::string& tag = node.Tag();
     // "!" marks quoted and block scalars; "!!str" an explicit string.
     if (tag == "!" || tag == "tag:yaml.org,2002:str") return node.Scalar();
@@ -355,7 +441,7 @@ ConfigTree ConfigTree::from_file(const std::string& path) {
 ConfigTree ConfigTree::from_string(const std::string& yaml, const std::string& name) {
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(yaml);
+    if (count_documents(yaml) > 0) documents = YAML::LoadAll(yaml);
   } catch (const YAML::Exception& e) {
     if (e.mark.line >= 0) throw ConfigError(str(name, ":", e.mark.line + 1, ": ", e.msg));
     throw ConfigError(str(name, ": ", e.msg));
@@ -394,6 +480,9 @@ void ConfigTree::apply_override(const std::string& assignment) {
 
   YAML::Node node;
   try {
+    // Load reads the first document only, and takes "," for null.
+    const std::size_t documents = count_documents(text);
+    if (documents > 1) fail(str("cannot parse value '", text, "': it holds ", documents, " YAML documents"));
     node = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail(str("cannot parse value '", text, "': ", e.msg));

@@ -200,6 +200,62 @@ TEST(ConfigTree, SyntaxErrorNamesFileAndLine) {
   EXPECT_THAT(config_error([] { ConfigTree::from_string("ok: 1\n bad: [\n", "x.yaml"); }), StartsWith("x.yaml:"));
 }
 
+// Found by fuzz/config_fuzz.cpp: yaml-cpp passes bytes that are not UTF-8
+// through, and the tree then held strings that nlohmann::json cannot write
+// (dump() threw type_error 316 from error messages and stored configs).
+TEST(ConfigTree, InvalidUtf8IsAConfigErrorWithTheLine) {
+  // Whatever the tree accepts, nlohmann's serializer (the independent judge
+  // here) can write; whatever it cannot write is rejected naming file:line.
+  const std::vector<std::string> texts = {
+      "caf\xC3\xA9", "\xF0\x9F\x98\x80", "\xE2\x82\xAC", "\xF4\x8F\xBF\xBF",  // valid
+      "\xAE", "a\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xF8\x88\x80\x80\x80",
+      "\xE0\x80\xAF", "\xF0\x80\x80\xAF", "ok\xFF"};
+  for (const auto& text : texts) {
+    bool writable = true;
+    try {
+      (void)json(text).dump();
+    } catch (const json::type_error&) {
+      writable = false;
+    }
+    for (const std::string& yaml : {"a: 1\nv: " + text + "\n", "a: 1\nv: \"" + text + "\"\n",
+                                    "a: 1\n" + text + ": 2\n", "a: 1\nv: [x, " + text + "]\n"}) {
+      if (writable) {
+        EXPECT_NO_THROW(ConfigTree::from_string(yaml, "u.yaml").root().dump()) << yaml;
+      } else {
+        EXPECT_THAT(config_error([&] { ConfigTree::from_string(yaml, "u.yaml"); }),
+                    AllOf(StartsWith("u.yaml:2: "), HasSubstr("invalid UTF-8"))) << yaml;
+      }
+    }
+    ConfigTree tree;
+    const std::string assignment = "loss.name=" + text;
+    if (writable) {
+      tree.apply_override(assignment);
+      EXPECT_EQ(tree.find("loss.name")->get<std::string>(), text);
+    } else {
+      EXPECT_THAT(config_error([&] { tree.apply_override(assignment); }),
+                  AllOf(HasSubstr("override 'loss.name="), HasSubstr("invalid UTF-8")));
+    }
+  }
+}
+
+// Found by fuzz/config_fuzz.cpp: yaml-cpp 0.7's LoadAll loops forever
+// (allocating) on a document that starts with ',' in block context.
+TEST(ConfigTree, StrayCommaIsAnErrorNotAHang) {
+  for (const std::string yaml : {",", ", a", "\"a\", b", ", at:\"[]", "a: 1\n---\n,\n"}) {
+    EXPECT_THAT(config_error([&] { ConfigTree::from_string(yaml, "c.yaml"); }),
+                AllOf(StartsWith("c.yaml:"), HasSubstr("no YAML node starts here"))) << yaml;
+  }
+  // Overrides: YAML::Load took "," for null.
+  ConfigTree tree;
+  EXPECT_THAT(config_error([&] { tree.apply_override("loss.name=,"); }),
+              AllOf(HasSubstr("override 'loss.name=,'"), HasSubstr("no YAML node starts here")));
+  EXPECT_EQ(tree.find("loss.name"), nullptr);
+  // Commas where YAML allows them still work.
+  EXPECT_EQ(ConfigTree::from_string("a: x, y\nb: [1, 2]\n").root(), json({{"a", "x, y"}, {"b", {1, 2}}}));
+  tree.apply_override("lora.targets=[q, v]");
+  EXPECT_EQ(*tree.find("lora.targets"), json({"q", "v"}));
+}
+
 TEST(ConfigTree, MultipleDocumentsAreRejected) {
   EXPECT_THAT(config_error([] { ConfigTree::from_string("a: 1\n---\nb: 2\n", "multi.yaml"); }),
               AllOf(HasSubstr("multi.yaml"), HasSubstr("one YAML document")));
