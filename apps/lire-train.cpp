@@ -1,11 +1,33 @@
 // lire-train: fine-tune a causal LM on candidate lists with any registered
 // loss (LoRA or full), with evaluation, checkpoints and exact resume.
 // See README.md and docs/training.md.
+//
+// SIGTERM and SIGINT stop the run at the next step boundary with a checkpoint
+// of that step, and lire-train exits with 128 + the signal's number (143, 130)
+// so that schedulers requeue it; further signals while it stops are ignored
+// (docs/training.md, "Stopping, crashes and requeueing").
+#include <csignal>
+
 #include <CLI/CLI.hpp>
 
 #include "lire/cli/command.h"
 #include "lire/core/local_launcher.h"
 #include "lire/train/trainer.h"
+
+namespace {
+
+extern "C" void on_stop_signal(int signal) { lire::train::request_stop(signal); }
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;  // system calls in progress (a checkpoint's writes) carry on
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   lire::train::TrainJob job;
@@ -41,7 +63,12 @@ int main(int argc, char** argv) {
     }
     job.config = cfg;
     job.progress = !no_progress;
-    lire::train::train(job);
+    install_stop_handlers();
+    try {
+      lire::train::train(job);
+    } catch (const lire::train::Stopped& stopped) {
+      return lire::train::stopped_exit_status(stopped.signal());
+    }
     return 0;
   };
   return lire::cli::run(tool, argc, argv);

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <map>
 
@@ -20,6 +22,10 @@ namespace lire {
 namespace {
 
 int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+// SIGTERM / SIGINT received by the launcher, to be passed on to the ranks.
+volatile std::sig_atomic_t g_forward = 0;
+extern "C" void on_launcher_signal(int signal) { g_forward = signal; }
 
 }  // namespace
 
@@ -53,6 +59,15 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   for (auto& a : argv_strings) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  // SIGTERM / SIGINT go on to every rank (lire-train's ranks stop together at
+  // a step boundary with a checkpoint); no SA_RESTART, so that waitpid wakes.
+  // A spawned rank starts with the default handlers (exec resets caught ones).
+  struct sigaction action {}, old_term{}, old_int{};
+  action.sa_handler = on_launcher_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, &old_term);
+  sigaction(SIGINT, &action, &old_int);
+  g_forward = 0;
   std::map<pid_t, int> running;  // pid -> rank
   for (int rank = 0; rank < nproc; ++rank) {
     std::vector<std::string> env = {"RANK=" + std::to_string(rank), "LOCAL_RANK=" + std::to_string(rank),
@@ -69,16 +84,23 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
     envp.push_back(nullptr);
     pid_t pid = 0;
     if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data()) != 0) {
-      for (const auto& [p, r] : running) ::kill(p, SIGTERM);
+      for (const auto& [p, r] : running) ::kill(p, SIGKILL);
       for (const auto& [p, r] : running) ::waitpid(p, nullptr, 0);
+      sigaction(SIGTERM, &old_term, nullptr);
+      sigaction(SIGINT, &old_int, nullptr);
       throw Error(str("--nproc: cannot start rank ", rank));
     }
     running[pid] = rank;
   }
   int result = 0;
   while (!running.empty()) {
+    if (const int signal = g_forward) {
+      g_forward = 0;
+      for (const auto& [p, r] : running) ::kill(p, signal);
+    }
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, 0);
+    if (pid < 0 && errno == EINTR) continue;
     if (pid < 0) break;
     const auto it = running.find(pid);
     if (it == running.end()) continue;
@@ -86,9 +108,17 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
     const int code = exit_code(status);
     if (code != 0 && result == 0) {
       result = code;
-      for (const auto& [p, r] : running) ::kill(p, SIGTERM);  // the others would only wait for it
+      // A rank stopped by SIGTERM/SIGINT (exit 128 + signal): the others stop
+      // at the same step and exit by themselves. Any other failure: the
+      // others would only wait for the dead rank in a collective, and cannot
+      // stop cleanly without it: SIGKILL (checkpoints are written atomically).
+      const bool stopping = code == 128 + SIGTERM || code == 128 + SIGINT;
+      if (!stopping)
+        for (const auto& [p, r] : running) ::kill(p, SIGKILL);
     }
   }
+  sigaction(SIGTERM, &old_term, nullptr);
+  sigaction(SIGINT, &old_int, nullptr);
   return result;
 }
 

@@ -2,10 +2,18 @@
 // pruning, and generator states.
 #include "lire/train/checkpoint.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <ATen/Context.h>
 #include <torch/torch.h>
@@ -51,6 +59,70 @@ std::int64_t step_of(const std::string& name) {
     n = n * 10 + (name[i] - '0');
   }
   return n;
+}
+
+// LIRE_TEST_CHECKPOINT_PAUSE_MS (checkpoint.h): a pause inside a save, for the crash test.
+void test_pause() {
+  static const long ms = [] {
+    const char* v = std::getenv("LIRE_TEST_CHECKPOINT_PAUSE_MS");
+    return v && *v ? std::atol(v) : 0L;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+// Makes a folder's entries (a rename into it, a new file) durable.
+void fsync_folder(const fs::path& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+// A file written through its descriptor, every failure reported with the path.
+class CheckedFile {
+ public:
+  explicit CheckedFile(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd_ < 0) fail("", errno);
+  }
+  ~CheckedFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  CheckedFile(const CheckedFile&) = delete;
+  CheckedFile& operator=(const CheckedFile&) = delete;
+
+  // Writes everything; returns the errno of a failure (0 = written).
+  int write_all(const void* data, std::size_t n) {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      const ssize_t k = ::write(fd_, p, n);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) return k < 0 ? errno : ENOSPC;
+      p += k;
+      n -= static_cast<std::size_t>(k);
+    }
+    return 0;
+  }
+  void finish() {
+    if (::fsync(fd_) != 0) fail("fsync: ", errno);
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail("close: ", errno);
+  }
+  [[noreturn]] void fail(const std::string& what, int error) const {
+    throw Error(str("cannot write '", path_, "': ", what, std::strerror(error)));
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+// A filesystem_error as one line naming the checkpoint.
+[[noreturn]] void rethrow_fs(const fs::filesystem_error& e, const fs::path& checkpoint) {
+  std::string where = e.path1().string();
+  if (where.empty()) where = checkpoint.string();
+  throw Error(str("cannot write checkpoint '", checkpoint.string(), "': ", where, ": ", e.code().message()));
 }
 
 }  // namespace
@@ -116,15 +188,46 @@ std::string latest_checkpoint(const std::string& run_dir) {
 void write_checkpoint(const std::string& run_dir, std::int64_t step,
                       const std::function<void(const std::string& folder)>& fill) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";
-  fs::create_directories(dir);
-  // Temporary folders an interrupted save left behind.
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove_all(entry.path());
-  config::write_folder_atomically(checkpoint_path(run_dir, step), [&](const std::string& tmp) {
-    fill(tmp);
-    if (!fs::exists(fs::path(tmp) / kStateFile))
-      throw Error(str("checkpoint ", tmp, ": ", kStateFile, " was not written"));
-  });
+  const fs::path out = checkpoint_path(run_dir, step);
+  const fs::path tmp = dir / str(out.filename().string(), ".tmp.", ::getpid());
+  try {
+    fs::create_directories(dir);
+    // Temporary folders an interrupted save or deletion left behind.
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.path().filename().string().find(".tmp.") != std::string::npos) fs::remove_all(entry.path());
+    fs::create_directories(tmp);
+  } catch (const fs::filesystem_error& e) {
+    rethrow_fs(e, out);
+  }
+  try {
+    test_pause();
+    fill(tmp.string());
+    if (!fs::exists(tmp / kStateFile))
+      throw Error(str("checkpoint ", tmp.string(), ": ", kStateFile, " was not written"));
+    for (const auto& entry : fs::recursive_directory_iterator(tmp))
+      if (entry.is_directory()) fsync_folder(entry.path());
+    fsync_folder(tmp);
+    test_pause();
+    // An older folder of this step (a finished run saved again) goes out of
+    // the way under a temporary name first: a step-N folder is always complete.
+    if (fs::exists(out)) {
+      const fs::path old = dir / str(out.filename().string(), ".tmp.old.", ::getpid());
+      fs::rename(out, old);
+      fs::rename(tmp, out);
+      fs::remove_all(old);
+    } else {
+      fs::rename(tmp, out);
+    }
+    fsync_folder(dir);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    rethrow_fs(e, out);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    throw;
+  }
 }
 
 void prune_checkpoints(const std::string& run_dir, std::int64_t keep_last, std::int64_t keep_step) {
@@ -133,8 +236,54 @@ void prune_checkpoints(const std::string& run_dir, std::int64_t keep_last, std::
   const std::int64_t n = static_cast<std::int64_t>(all.size());
   for (std::int64_t i = 0; i < n - keep_last; ++i) {
     if (all[i].first == keep_step) continue;
-    fs::remove_all(all[i].second);
+    // Renamed first (atomic), so that a kill during the deletion leaves a
+    // temporary folder, which the next save removes, and never a checkpoint
+    // with files missing.
+    const fs::path doomed = str(all[i].second, ".tmp.del.", ::getpid());
+    fs::rename(all[i].second, doomed);
+    test_pause();
+    fs::remove_all(doomed);
   }
+}
+
+void check_writable(const std::string& dir, const std::string& what) {
+  const std::string probe = (fs::path(dir) / str(".lire-write-probe.", ::getpid())).string();
+  const auto fail = [&](int error) {
+    ::unlink(probe.c_str());
+    throw Error(str(what, " ", dir, " is not writable: cannot write '", probe, "': ", std::strerror(error)));
+  };
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) fail(errno);
+  const char text[] = "lire write probe\n";
+  ssize_t k = 0;
+  do {
+    k = ::write(fd, text, sizeof text - 1);
+  } while (k < 0 && errno == EINTR);
+  const int error = k < 0 ? errno : (k != static_cast<ssize_t>(sizeof text - 1) ? ENOSPC : 0);
+  const int sync_error = error == 0 && ::fsync(fd) != 0 ? errno : 0;
+  ::close(fd);
+  if (error != 0 || sync_error != 0) fail(error != 0 ? error : sync_error);
+  if (::unlink(probe.c_str()) != 0) fail(errno);
+}
+
+void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& path) {
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  CheckedFile file(path);
+  int error = 0;
+  try {
+    // LibTorch's zip writer calls this; a short count makes it throw.
+    archive.save_to([&](const void* data, std::size_t n) -> std::size_t {
+      if (error != 0) return 0;
+      error = file.write_all(data, n);
+      return error == 0 ? n : 0;
+    });
+  } catch (const std::exception&) {
+    if (error != 0) file.fail("", error);
+    throw;
+  }
+  if (error != 0) file.fail("", error);
+  file.finish();
 }
 
 void save_rng_state(const std::string& path) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -40,6 +41,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// request_stop()'s signal (trainer.h); 0 = none.
+volatile std::sig_atomic_t g_stop_signal = 0;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -171,6 +175,9 @@ class Trainer {
   std::map<std::string, double> evaluate();
   void after_eval(const std::map<std::string, double>& metrics);
   void save_checkpoint();
+  // At a step boundary: when a stop was requested on any rank, saves the
+  // checkpoint of this step and throws Stopped on every rank.
+  void stop_if_requested();
   void write_final();
   void restore(const std::string& checkpoint);
   // The trainable parameters saved in a checkpoint folder (adapter/ or model/).
@@ -264,7 +271,11 @@ void Trainer::prepare_run_directory() {
   // Every rank has seen the folder as it was; from here on only rank 0 writes.
   if (group_) group_->barrier();
   if (!writer()) return;
-  fs::create_directories(run_dir_);
+  std::error_code made;
+  fs::create_directories(run_dir_, made);
+  if (made) throw Error(str("--output ", run_dir_, ": cannot create the folder: ", made.message()));
+  // A read-only or full disk fails here, not at the first checkpoint.
+  check_writable(run_dir_, "--output");
 
   // run.json: provenance, with one entry per resume.
   const std::string run_json = (fs::path(run_dir_) / "run.json").string();
@@ -986,7 +997,7 @@ void Trainer::save_checkpoint() {
       hf["torch_dtype"] = models::hf_dtype_name(model_->dtype());
       config::write_file_atomically((f / "model" / "config.json").string(), hf.dump(2) + "\n");
     }
-    torch::save(*optimizer_, (f / "optimizer.pt").string());
+    save_optimizer(*optimizer_, (f / "optimizer.pt").string());
     save_rng_state((f / "rng.safetensors").string());
     config::write_file_atomically((f / "config.yaml").string(), cfg_.tree.to_yaml());
     config::write_file_atomically((f / "trainer_state.json").string(), state_.to_json().dump(2) + "\n");
@@ -994,6 +1005,22 @@ void Trainer::save_checkpoint() {
   last_saved_step_ = state_.step;
   prune_checkpoints(run_dir_, cfg_.output.keep_last, state_.best_step);
   spdlog::info("checkpoint {} saved in {}", checkpoint_path(run_dir_, state_.step), format_duration(seconds_since(t0)));
+}
+
+void Trainer::stop_if_requested() {
+  int signal = stop_requested();
+  // Every rank stops at the same step: the largest request of any rank.
+  if (group_) signal = static_cast<int>(-group_->all_reduce_min(-static_cast<double>(signal)));
+  if (signal == 0) return;
+  if (progress_) std::fputs("\r\033[K", stderr);
+  spdlog::warn("signal {} received: saving the checkpoint of step {} and stopping", signal, state_.step);
+  save_checkpoint();
+  if (group_) group_->barrier();  // rank 0's checkpoint is complete before any rank exits
+  const std::string checkpoint = checkpoint_path(run_dir_, state_.step);
+  spdlog::warn("stopped at step {} of {} by signal {}; {} is the latest checkpoint: run the same command with "
+               "--resume to continue (exit status {})",
+               state_.step, total_steps_, signal, checkpoint, stopped_exit_status(signal));
+  throw Stopped(signal, state_.step, checkpoint);
 }
 
 void Trainer::restore(const std::string& checkpoint) {
@@ -1206,6 +1233,7 @@ TrainResult Trainer::run() {
 
   if (state_.step == 0 && cfg_.eval.at_start && state_.last_eval_step < 0) after_eval(evaluate());
   while (state_.step < total_steps_) {
+    stop_if_requested();
     train_step();
     if (progress_) progress_->advance();
     const bool last = state_.step == total_steps_;
@@ -1213,6 +1241,7 @@ TrainResult Trainer::run() {
     if (cfg_.eval.every > 0 && state_.step % cfg_.eval.every == 0 && !last) after_eval(evaluate());
     if (cfg_.output.save_every > 0 && state_.step % cfg_.output.save_every == 0 && !last) save_checkpoint();
   }
+  stop_if_requested();
   if (progress_) progress_->finish();
   if (state_.last_eval_step != state_.step) after_eval(evaluate());
   save_checkpoint();
@@ -1274,6 +1303,20 @@ void Trainer::all_reduce_gradients() {
   }
   group_->all_reduce_sum(grads);
 }
+
+void request_stop(int signal) noexcept {
+  if (g_stop_signal == 0) g_stop_signal = signal;
+}
+
+void clear_stop_request() noexcept { g_stop_signal = 0; }
+
+int stop_requested() noexcept { return g_stop_signal; }
+
+Stopped::Stopped(int signal, std::int64_t step, const std::string& checkpoint)
+    : std::runtime_error(str("stopped by signal ", signal, " at step ", step, "; latest checkpoint ", checkpoint)),
+      signal_(signal),
+      step_(step),
+      checkpoint_(checkpoint) {}
 
 TrainResult train_once(const TrainJob& job) {
   Trainer trainer(job);

@@ -1,8 +1,11 @@
 // `lire-train --nproc N`: a one-machine stand-in for torchrun. The command
 // re-executes itself N times with torchrun's variables set (RANK = LOCAL_RANK
 // = i, WORLD_SIZE = N, MASTER_ADDR = 127.0.0.1, MASTER_PORT = a free port
-// unless MASTER_PORT is set) and waits for all of them. When one rank exits
-// non-zero the others are stopped (SIGTERM) and its exit code is returned.
+// unless MASTER_PORT is set) and waits for all of them. SIGTERM and SIGINT
+// sent to the launcher are passed on to every rank. When one rank exits
+// non-zero its exit code is returned; the others are killed (SIGKILL: they
+// would wait for the dead rank), unless it exited 128 + SIGTERM/SIGINT (a
+// rank that stopped on a signal: the others stop at the same step).
 #pragma once
 
 #include <string>

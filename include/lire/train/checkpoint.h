@@ -8,10 +8,13 @@
 //                         (HF folder), optimizer.pt, rng.safetensors,
 //                         trainer_state.json, config.yaml
 //   checkpoints/step-N.tmp.<pid>  a checkpoint being written (renamed when
-//                         complete, removed when found stale)
+//                         complete, removed when found stale), or one being
+//                         deleted (renamed there first)
 // A folder is a checkpoint only when its trainer_state.json exists: it is
-// written last inside the temporary folder, and the folder is renamed into
-// place, so an interrupted save never leaves a half checkpoint behind.
+// written last inside the temporary folder, every file is fsynced, and the
+// folder is renamed into place, so an interrupted save (SIGKILL, a full disk)
+// never leaves a half checkpoint behind; a failed save throws and leaves the
+// older checkpoints as they were. docs/robustness.md#crash-safety.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +23,10 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+namespace torch::optim {
+class Optimizer;
+}
 
 namespace lire::train {
 
@@ -56,13 +63,34 @@ std::string latest_checkpoint(const std::string& run_dir);
 
 // Writes a checkpoint: `fill` writes everything into a fresh temporary folder
 // under <run>/checkpoints, then the folder is renamed to step-<step> (replacing
-// an older folder of that step). Stale temporary folders are removed first.
+// an older folder of that step) and the checkpoints folder is fsynced. Stale
+// temporary folders are removed first. A failure throws lire::Error naming the
+// file and removes the temporary folder.
+//
+// Test hook: the environment variable LIRE_TEST_CHECKPOINT_PAUSE_MS=N sleeps N
+// ms before `fill`, before the rename and, when pruning, between the rename of
+// an old checkpoint and its removal, so that tests/apps/crash_test.sh can kill
+// a run inside those windows. Not meant for real runs.
 void write_checkpoint(const std::string& run_dir, std::int64_t step,
                       const std::function<void(const std::string& folder)>& fill);
 
 // Deletes all but the newest `keep_last` checkpoints (0 = keep all), never the
-// one of step `keep_step` (the best; -1 = none).
+// one of step `keep_step` (the best; -1 = none). Each is first renamed to a
+// temporary name, so that an interrupted deletion leaves no partial checkpoint.
 void prune_checkpoints(const std::string& run_dir, std::int64_t keep_last, std::int64_t keep_step);
+
+// Checks that the existing folder `dir` takes new files: creates, writes,
+// fsyncs and removes a probe file there. Throws lire::Error
+// "<what> <dir> is not writable: ..." with the system's reason (read-only file
+// system, permission denied, no space left on device).
+void check_writable(const std::string& dir, const std::string& what);
+
+// torch::save(optimizer, path) with checked writes: the file is written
+// through a file descriptor, every short write or failed fsync/close throws
+// lire::Error naming `path` and the system's reason (ENOSPC, EFBIG, EIO), and
+// the file is fsynced. (LibTorch's own file writer goes through a std::ofstream
+// whose late failures can go unnoticed.)
+void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& path);
 
 // The state of LibTorch's default generators (CPU, and every CUDA device that
 // has been initialised), saved to / restored from a safetensors file, so that

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 
 #include "lire/config/config.h"
@@ -45,8 +46,40 @@ struct TrainResult {
   double tokens_per_s = 0.0;
 };
 
+// Stopping on request (docs/training.md, "Stopping, crashes and requeueing").
+// request_stop(signal) asks every train() of this process to stop at the next
+// step boundary: the run saves the checkpoint of the step it reached (the
+// normal atomic save; with several ranks, they all stop at the same step,
+// rank 0 saves, and every rank waits for that save) and throws Stopped. It
+// only stores `signal` in a volatile std::sig_atomic_t, so a signal handler
+// may call it (lire-train's SIGTERM/SIGINT handler does); later requests are
+// ignored while one is pending. clear_stop_request() forgets it.
+void request_stop(int signal) noexcept;
+void clear_stop_request() noexcept;
+int stop_requested() noexcept;  // the pending request's signal, 0 = none
+
+class Stopped : public std::runtime_error {
+ public:
+  Stopped(int signal, std::int64_t step, const std::string& checkpoint);
+  int signal() const { return signal_; }
+  std::int64_t step() const { return step_; }
+  const std::string& checkpoint() const { return checkpoint_; }
+
+ private:
+  int signal_;
+  std::int64_t step_;
+  std::string checkpoint_;
+};
+
+// lire-train's exit status after a Stopped: 128 + signal (143 for SIGTERM,
+// 130 for SIGINT), the status a job killed by that signal reports, so that a
+// scheduler or wrapper that requeues killed jobs requeues this one the same
+// way; the same command with --resume continues the run.
+inline int stopped_exit_status(int signal) { return 128 + signal; }
+
 // Throws lire::Error / ConfigError / DataError with a message naming the file,
 // line, key or tensor at fault; nothing already saved is left half-written.
+// Throws Stopped after a request_stop() (above).
 // With evolve.steps > 0 the job is LIRE's Algorithm 1 (train/evolve.h).
 TrainResult train(const TrainJob& job);
 
