@@ -5,8 +5,10 @@
 // logsumexp) and sums a response's tokens in float32 (index_add). Two error
 // sources, each with its bound:
 //  1. per token: the float32 forward pass and log-softmax of a 2-layer,
-//     32-wide model; |lp| is of order log V = 4.6, and its error a few float32
-//     ulps of the logits: the test allows 1e-4 absolute per token;
+//     32-wide model; |lp| is of order log V = 4.6. The error grows with the
+//     position: the RoPE angle t * theta_i is a float32 number whose ulp is
+//     2.4e-4 at t = 4000 (HF computes it in float32 too). Measured: at most
+//     3.4e-5 (2000 tokens) and 5.2e-5 (4000); the test allows 2e-4 absolute;
 //  2. accumulation: n float32 additions of same-signed terms. The rigorous
 //     bound (Higham, Accuracy and Stability of Numerical Algorithms, 4.2) is
 //     |fl(sum) - sum| <= gamma_{n-1} * sum|x_t|, gamma_k = k u / (1 - k u),
@@ -18,8 +20,8 @@
 // relative: rounding errors of a running float32 sum behave like a random
 // walk, about sqrt(n) u ~ 4e-6 relative at n = 4000 even for a plain
 // sequential sum, and the per-token errors, of either sign, add far less
-// (1e-4 absolute per token would be 2e-5 relative only if every token erred
-// the same way by the whole allowance). The figures are printed.
+// (measured: 1e-6 relative at 2000 tokens, 2e-7 at 4000, nearly all of it
+// accumulation). The figures are printed.
 
 #include <cmath>
 #include <cstdio>
@@ -82,8 +84,7 @@ TEST(LongResponse, Float32SumsAgreeWithFloat64) {
   auto twins = make_twins();
   torch::manual_seed(5);
   const std::vector<int64_t> prompt = random_ids(12, 96);
-  const std::vector<std::vector<int64_t>> responses = {random_ids(2000, 96), random_ids(3000, 96),
-                                                       random_ids(4000, 96)};
+  const std::vector<std::vector<int64_t>> responses = {random_ids(2000, 96), random_ids(4000, 96)};
   torch::NoGradGuard no_grad;
   // One response per call keeps the [T,T] attention scores of one sequence alive at a time.
   for (std::size_t k = 0; k < responses.size(); ++k) {
@@ -99,7 +100,7 @@ TEST(LongResponse, Float32SumsAgreeWithFloat64) {
     const auto tok64 = b.per_token[0];
     // Per-token agreement with float64.
     const double max_token_diff = (tok32 - tok64).abs().max().item<double>();
-    EXPECT_LT(max_token_diff, 1e-4) << n << " tokens";
+    EXPECT_LT(max_token_diff, 2e-4) << n << " tokens";
     // The float64 reference: the sum of the float64 per-token values, written
     // here as a plain loop (independent of the code's index_add).
     auto acc = tok64.accessor<double, 1>();
