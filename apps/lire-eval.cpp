@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     sample_flags.add(app);
     app.add_flag("--overwrite", args.overwrite, "replace an existing report folder");
     app.add_option("--max-sequences", args.max_sequences, "sequences per forward pass (reward models, reference)")
-        ->check(CLI::PositiveNumber);
+        ->check(lire::cli::positive_integer());
     app.add_flag("--no-progress", no_progress, "no progress bar");
   };
   tool.configure = [&](lire::config::ConfigTree& tree) { sample_flags.apply(tree); };

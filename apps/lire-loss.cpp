@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   tool.add_flags = [&](CLI::App& app) {
     app.add_option("--data", data_path, "JSONL scored lists (logps, rewards, ...)")->required();
     app.add_flag("--all", all, "evaluate every registered loss with its default options");
-    app.add_option("--batch-size", batch_size, "lists per padded batch")->check(CLI::PositiveNumber);
+    app.add_option("--batch-size", batch_size, "lists per padded batch")->check(lire::cli::positive_integer());
     app.add_option("--output", output_path, "write the report (with the resolved config) as JSON");
   };
   tool.body = [&](const lire::config::Config& cfg) {

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     app.add_option("--model", model, "base model folder (HF format)")->required();
     app.add_option("--adapter", adapter, "PEFT LoRA adapter folder")->required();
     app.add_option("--output", output, "output folder (written atomically)")->required();
-    app.add_option("--dtype", options.dtype, "saved dtype: auto (the base's torch_dtype), fp32, bf16, fp16");
+    app.add_option("--dtype", options.dtype, "saved dtype: auto (the base's torch_dtype), fp32, bf16, fp16")
+        ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
     app.add_option("--max-shard-bytes", options.max_shard_bytes, "largest safetensors shard (default 5e9)");
     app.add_flag("--overwrite", options.overwrite, "replace a non-empty output folder");
   };

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
         ->allow_extra_args(false);
     app.add_flag("--resume", args.resume, "continue an interrupted run from OUTPUT.partial");
     app.add_option("--max-sequences", args.max_sequences, "reward-model sequences per forward pass")
-        ->check(CLI::PositiveNumber);
+        ->check(lire::cli::positive_integer());
     app.add_flag("--no-progress", no_progress, "no progress bar");
   };
   tool.configure = [&](lire::config::ConfigTree& tree) { sample_flags.apply(tree); };

@@ -24,9 +24,9 @@ int main(int argc, char** argv) {
         ->allow_extra_args(false);
     app.add_flag("--overwrite", args.overwrite, "replace fields the input already has");
     app.add_flag("--resume", args.resume, "continue an interrupted run from OUTPUT.partial");
-    app.add_option("--batch-size", args.batch_size, "lists per batch")->check(CLI::PositiveNumber);
+    app.add_option("--batch-size", args.batch_size, "lists per batch")->check(lire::cli::positive_integer());
     app.add_option("--max-sequences", args.max_sequences, "sequences per forward pass")
-        ->check(CLI::PositiveNumber);
+        ->check(lire::cli::positive_integer());
     app.add_flag("--no-progress", no_progress, "no progress bar");
   };
   tool.body = [&](const lire::config::Config& cfg) {

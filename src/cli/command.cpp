@@ -26,15 +26,17 @@ int run(const Tool& tool, int argc, char** argv) {
   app.add_option("--config", config_path, "YAML config file")->check(CLI::ExistingFile);
   app.add_flag("--print-config", print_config, "print the resolved config and exit");
   app.add_option("--threads", threads, "LibTorch intra-op threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_integer());
   app.add_option("overrides", overrides, "config overrides, section.key=value (e.g. loss.beta=0.1)");
   if (tool.add_flags) tool.add_flags(app);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);  // prints help/version (exit 0) or the usage error
-    return rc == 0 ? 0 : 2;      // usage errors exit 2, whatever CLI11's own code
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Usage errors: one line (CLI11's app.exit adds a second) and exit 2, whatever CLI11's own code.
+    std::cerr << tool.name << ": error: " << e.what() << " (see " << tool.name << " --help)" << std::endl;
+    return 2;
   }
 
   try {
@@ -65,6 +67,29 @@ int run(const Tool& tool, int argc, char** argv) {
     return 1;
   }
 }
+
+namespace {
+
+CLI::Validator integer_at_least(long long lowest, const std::string& what) {
+  return CLI::Validator(
+      [lowest, what](std::string& text) -> std::string {
+        std::size_t used = 0;
+        long long value = 0;
+        try {
+          value = std::stoll(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used == 0 || used != text.size() || value < lowest) return str("expected ", what, ", got '", text, "'");
+        return "";
+      },
+      lowest > 0 ? "POSITIVE" : "NONNEGATIVE");
+}
+
+}  // namespace
+
+CLI::Validator positive_integer() { return integer_at_least(1, "a positive integer"); }
+CLI::Validator non_negative_integer() { return integer_at_least(0, "a non-negative integer"); }
 
 void SampleFlags::add(CLI::App& app) {
   app.add_option("--strategy", strategy_, "sample.strategy: greedy | sample | beam | diverse-beam");

@@ -9,6 +9,7 @@
 
 #include "lire/cli/sharded_output.h"
 #include "lire/core/error.h"
+#include "lire/core/suggest.h"
 #include "lire/rewards/sequence_classifier.h"
 #include "lire/rewards/t5_pairwise.h"
 
@@ -44,7 +45,13 @@ Scorer::Scorer(const config::Config& cfg, const std::vector<std::string>& names,
   };
   for (const auto& name : names) {
     const auto* o = cfg.rewards.find(name);
-    LIRE_CHECK(o, "'", name, "' is not a reward source of the rewards section");
+    if (!o) {
+      std::vector<std::string> known;
+      for (const auto& s : cfg.rewards.sources) known.push_back(s.name);
+      throw ConfigError(str("'", name, "' is not a reward source of the rewards section",
+                            known.empty() ? std::string(" (it has none)")
+                                          : str(did_you_mean(name, known), " (it has: ", join_sorted(known), ")")));
+    }
     add(*o);
     // An ensemble needs its members in the set (they are not output unless named).
     for (const auto& [member, weight] : o->weights)

@@ -112,7 +112,8 @@ std::string take(char* message) {
 SentencePieceModel::SentencePieceModel(const std::string& model_path) : path_(model_path) {
   char* error = nullptr;
   if (api().load(model_path.c_str(), &handle_, &error) != 0)
-    throw Error(str(model_path, ": cannot load the sentencepiece model: ", take(error)));
+    throw Error(str(model_path, ": cannot load the sentencepiece model (corrupt, truncated or not a sentencepiece "
+                    "model file): ", take(error)));
 }
 
 SentencePieceModel::~SentencePieceModel() {

@@ -56,6 +56,8 @@ Json read_json_object(const std::string& file) {
 inline std::string file_in_folder(const std::string& path, const std::string& name) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return (std::filesystem::path(path) / name).string();
+  if (!std::filesystem::exists(path, ec))
+    throw ConfigError(str(path, ": no such folder (expected a folder holding ", name, ")"));
   return path;
 }
 

@@ -251,7 +251,7 @@ TEST(PeftConfig, Errors) {
   EXPECT_THAT(lora_error(R"("layers_to_transform": [0, "1"])"),
               HasSubstr("layers_to_transform[1]: expected an integer, got string \"1\""));
   EXPECT_THAT(config_error([] { read_peft_config("/nonexistent/adapter"); }),
-              StartsWith("/nonexistent/adapter: cannot open"));
+              StartsWith("/nonexistent/adapter: no such folder (expected a folder holding adapter_config.json)"));
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace lire::cli {
@@ -50,6 +51,11 @@ class SampleFlags {
   std::optional<std::int64_t> num_samples_, max_new_tokens_, top_k_, seed_;
   std::optional<double> temperature_, top_p_;
 };
+
+// Flag checks whose failures read "--flag: expected a positive integer, got '0'"
+// (CLI11's PositiveNumber prints its range up to DBL_MAX, 300 digits).
+CLI::Validator positive_integer();
+CLI::Validator non_negative_integer();
 
 // "0.1.0 (commit abc123, LibTorch 1.13.0 (CPU))".
 std::string version_string();
