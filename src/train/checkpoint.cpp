@@ -286,37 +286,48 @@ void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& path)
   file.finish();
 }
 
-void save_rng_state(const std::string& path) {
+torch::Tensor generator_state(const torch::Device& device) {
+  auto gen = device.is_cuda() ? at::globalContext().defaultGenerator(device) : at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+namespace {
+
+void set_generator_state(const torch::Device& device, const torch::Tensor& state) {
+  auto gen = device.is_cuda() ? at::globalContext().defaultGenerator(device) : at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state.clone());
+}
+
+}  // namespace
+
+void save_rng_state(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& extra) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    tensors.emplace_back("cpu", gen.get_state());
-  }
+  tensors.emplace_back("cpu", generator_state(torch::kCPU));
   if (torch::cuda::is_available()) {
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(torch::cuda::device_count()); ++i) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      tensors.emplace_back(str("cuda:", i), gen.get_state());
-    }
+    for (std::int64_t i = 0; i < static_cast<std::int64_t>(torch::cuda::device_count()); ++i)
+      tensors.emplace_back(str("cuda:", i), generator_state(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(i))));
   }
+  tensors.insert(tensors.end(), extra.begin(), extra.end());
   io::save_safetensors(path, tensors);
 }
 
-void load_rng_state(const std::string& path) {
+void load_rng_state(const std::string& path, int rank, const torch::Device& device) {
   const auto file = io::SafetensorsFile::open(path);
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(file->tensor("cpu").clone());
+  const std::string own = str("rank", rank, ".cpu");
+  if (rank > 0 && file->contains(own)) {
+    set_generator_state(torch::kCPU, file->tensor(own));
+    const std::string cuda = str("rank", rank, ".cuda");
+    if (device.is_cuda() && file->contains(cuda)) set_generator_state(device, file->tensor(cuda));
+    return;
   }
+  set_generator_state(torch::kCPU, file->tensor("cpu"));
   if (torch::cuda::is_available()) {
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(torch::cuda::device_count()); ++i) {
       const std::string name = str("cuda:", i);
       if (!file->contains(name)) continue;  // a checkpoint from a CPU run
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(file->tensor(name).clone());
+      set_generator_state(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(i)), file->tensor(name));
     }
   }
 }

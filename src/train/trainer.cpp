@@ -977,6 +977,20 @@ void Trainer::after_eval(const std::map<std::string, double>& metrics) {
 
 void Trainer::save_checkpoint() {
   if (last_saved_step_ == state_.step) return;
+  // Every rank's generator states (its dropout stream), gathered to rank 0.
+  std::vector<std::pair<std::string, torch::Tensor>> rank_rng;
+  if (group_) {
+    std::vector<std::pair<std::string, torch::Tensor>> mine = {{"cpu", generator_state(torch::kCPU)}};
+    if (device_.is_cuda()) mine.emplace_back("cuda", generator_state(device_));
+    for (const auto& [name, state] : mine) {
+      auto all = torch::zeros({world_, state.numel()}, torch::kInt32);
+      all[rank_].copy_(state.to(torch::kInt32));
+      std::vector<torch::Tensor> t = {all.to(device_)};
+      group_->all_reduce_sum(t);
+      const auto gathered = t[0].cpu().to(torch::kUInt8);
+      for (int r = 1; r < world_; ++r) rank_rng.emplace_back(str("rank", r, ".", name), gathered[r].clone());
+    }
+  }
   if (!writer()) {  // rank 0 saves the weights every rank holds
     last_saved_step_ = state_.step;
     return;
@@ -998,7 +1012,7 @@ void Trainer::save_checkpoint() {
       config::write_file_atomically((f / "model" / "config.json").string(), hf.dump(2) + "\n");
     }
     save_optimizer(*optimizer_, (f / "optimizer.pt").string());
-    save_rng_state((f / "rng.safetensors").string());
+    save_rng_state((f / "rng.safetensors").string(), rank_rng);
     config::write_file_atomically((f / "config.yaml").string(), cfg_.tree.to_yaml());
     config::write_file_atomically((f / "trainer_state.json").string(), state_.to_json().dump(2) + "\n");
   });
@@ -1204,7 +1218,7 @@ TrainResult Trainer::run() {
   params_ = all_params(*optimizer_);
   if (!resume_checkpoint_.empty()) {
     torch::load(*optimizer_, (fs::path(resume_checkpoint_) / "optimizer.pt").string());
-    load_rng_state((fs::path(resume_checkpoint_) / "rng.safetensors").string());
+    load_rng_state((fs::path(resume_checkpoint_) / "rng.safetensors").string(), rank_, device_);
     last_saved_step_ = state_.step;
     spdlog::info("resumed from {} at step {} (epoch {}, list {} of it)", resume_checkpoint_, state_.step,
                  state_.epoch, state_.position);

@@ -123,12 +123,14 @@ grep -q '"world_size": 2' "$TMP/two-1/run.json"; check "run.json records the wor
 [ "$(ls "$TMP/two-1/checkpoints")" = "step-5" ]; check "one writer: rank 0's checkpoint" $?
 
 # Resume with the same world size: a 2-rank run that lost its last checkpoint
-# and final/ continues from step 4 to the same weights.
-two_ranks "$TMP/straight" train.batch_size=4 output.save_every=2 train.max_steps=6
+# and final/ continues from step 4 to the same weights. LoRA dropout on: each
+# rank's generator state is in the checkpoint (rank 1's too), so both ranks'
+# dropout streams continue where they were.
+two_ranks "$TMP/straight" train.batch_size=4 output.save_every=2 train.max_steps=6 lora.dropout=0.2
 check "2-rank run with checkpoints exit" $?
 cp -r "$TMP/straight" "$TMP/cut"
 rm -rf "$TMP/cut/checkpoints/step-6" "$TMP/cut/final"
-two_ranks "$TMP/cut" train.batch_size=4 output.save_every=2 train.max_steps=6 --resume
+two_ranks "$TMP/cut" train.batch_size=4 output.save_every=2 train.max_steps=6 lora.dropout=0.2 --resume
 check "2-rank --resume exit" $?
 grep -q "resumed from .*step-4" "$TMP/cut.rank0.log"; check "rank 0 resumed from step 4" $?
 rel=$(compare "$TMP/cut/$ADAPTER" "$TMP/straight/$ADAPTER")

@@ -95,7 +95,13 @@ void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& path)
 // The state of LibTorch's default generators (CPU, and every CUDA device that
 // has been initialised), saved to / restored from a safetensors file, so that
 // dropout continues exactly after a resume.
-void save_rng_state(const std::string& path);
-void load_rng_state(const std::string& path);
+// `extra` adds other ranks' states ("rank<r>.cpu", "rank<r>.cuda"), gathered
+// by the trainer: each rank's dropout draws its own stream.
+void save_rng_state(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& extra = {});
+// Rank r > 0 restores its own "rank<r>.*" states when the file has them (a
+// checkpoint of a run with fewer ranks has not: rank 0's are used, as before).
+void load_rng_state(const std::string& path, int rank = 0, const torch::Device& device = torch::kCPU);
+// The state of the default generator of `device` (CPU or one CUDA device).
+torch::Tensor generator_state(const torch::Device& device);
 
 }  // namespace lire::train
