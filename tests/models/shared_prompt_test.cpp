@@ -54,6 +54,26 @@ std::vector<ListTokens> ragged_lists() {
           {{1, 7, 8, 9}, {{70, 71, 72, 73, 74}, {75}, {76, 77, 78}}}};
 }
 
+// A random float64 T5 (std 0.4) of a tiny shape.
+T5ForConditionalGeneration random_t5(bool tied, uint64_t seed) {
+  lire::io::T5Config c;
+  c.vocab_size = 60;
+  c.d_model = 24;
+  c.d_kv = 6;
+  c.num_heads = 4;
+  c.d_ff = 32;
+  c.num_layers = 2;
+  c.num_decoder_layers = 2;
+  c.relative_attention_num_buckets = 8;
+  c.relative_attention_max_distance = 16;
+  c.tie_word_embeddings = tied;
+  torch::manual_seed(seed);
+  T5ForConditionalGeneration model(c, torch::TensorOptions().dtype(torch::kFloat64));
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) p.normal_(0.0, 0.4);
+  return model;
+}
+
 // sum_k w_bk logp_bk with fixed weights, so that every list and response gets
 // its own gradient.
 torch::Tensor weighted(const ListBatchLogprobs& lp) {
@@ -206,25 +226,9 @@ TEST(SharedPrompt, ListLogprobsDoNotDependOnTheOtherListsOfTheBatch) {
 }
 
 TEST(SharedPrompt, T5SharedEncoderEqualsOneEncoderPassPerResponse) {
-  lire::io::T5Config c;
-  c.vocab_size = 60;
-  c.d_model = 24;
-  c.d_kv = 6;
-  c.num_heads = 4;
-  c.d_ff = 32;
-  c.num_layers = 2;
-  c.num_decoder_layers = 2;
-  c.relative_attention_num_buckets = 8;
-  c.relative_attention_max_distance = 16;
   for (bool tied : {true, false}) {
     SCOPED_TRACE(tied ? "tied head" : "own lm_head");
-    c.tie_word_embeddings = tied;
-    torch::manual_seed(5);
-    T5ForConditionalGeneration model(c, torch::TensorOptions().dtype(torch::kFloat64));
-    {
-      torch::NoGradGuard no_grad;
-      for (auto& p : model->parameters()) p.normal_(0.0, 0.4);
-    }
+    auto model = random_t5(tied, 5);
     const std::vector<ListTokens> lists = {{{3, 4, 5, 6, 1}, {{7, 8, 1}, {9, 1}, {10, 11, 12, 13, 1}}},
                                            {{14, 1}, {{15, 1}, {16, 17, 1}}}};
     LogprobOptions shared, naive;
@@ -332,22 +336,7 @@ TEST(ActivationCheckpoint, LlamaGradientsEqualPlainBackward) {
 }
 
 TEST(ActivationCheckpoint, T5GradientsEqualPlainBackward) {
-  lire::io::T5Config c;
-  c.vocab_size = 40;
-  c.d_model = 16;
-  c.d_kv = 4;
-  c.num_heads = 4;
-  c.d_ff = 24;
-  c.num_layers = 2;
-  c.num_decoder_layers = 2;
-  c.relative_attention_num_buckets = 8;
-  c.relative_attention_max_distance = 16;
-  torch::manual_seed(6);
-  T5ForConditionalGeneration model(c, torch::TensorOptions().dtype(torch::kFloat64));
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters()) p.normal_(0.0, 0.4);
-  }
+  auto model = random_t5(true, 6);
   const std::vector<ListTokens> lists = {{{3, 4, 5, 1}, {{7, 8, 1}, {9, 1}}}, {{14, 1}, {{15, 1}, {16, 17, 1}}}};
   const auto plain = grads_of(*model, [&] { return weighted(batch_logprobs(*model, lists)); });
   model->encoder->gradient_checkpointing = model->decoder->gradient_checkpointing = true;
