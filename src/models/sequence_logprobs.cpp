@@ -233,39 +233,27 @@ torch::Tensor naive_sums(LlamaForCausalLMImpl& model, const ListGroup& g, const 
 // reference (a fresh LoRA adapter), need that. (The naive path does not have
 // this property: its sequences are padded to the longest of their pass.)
 
-// The prompts of a group, right-padded [G,P], run once with a KV cache.
+// One list's prompt, run once with a KV cache (no padding).
 struct PromptPass {
-  KVCache cache;                 // per layer [G, kv_heads, P, head_dim]
-  std::vector<int64_t> lengths;  // real prompt lengths
-  torch::Tensor last;            // [G,H] hidden state at each prompt's last token
+  KVCache cache;      // per layer [1, kv_heads, P, head_dim]
+  torch::Tensor last;  // [1,H] hidden state at the prompt's last token
 };
 
-PromptPass run_prompts(LlamaForCausalLMImpl& model, const std::vector<const Ids*>& prompts) {
-  const auto G = static_cast<int64_t>(prompts.size());
-  int64_t P = 1;
-  for (const Ids* p : prompts) P = std::max<int64_t>(P, p->size());
-  auto ids = torch::zeros({G, P}, torch::kLong);
-  auto mask = torch::zeros({G, P}, torch::kLong);
-  auto I = ids.accessor<int64_t, 2>();
-  auto Mk = mask.accessor<int64_t, 2>();
-  PromptPass pass;
-  for (int64_t g = 0; g < G; ++g) {
-    for (std::size_t t = 0; t < prompts[g]->size(); ++t) I[g][t] = (*prompts[g])[t], Mk[g][t] = 1;
-    pass.lengths.push_back(static_cast<int64_t>(prompts[g]->size()));
-  }
+PromptPass run_prompt(LlamaForCausalLMImpl& model, const Ids& prompt) {
   const auto device = model.head_weight().device();
-  const auto hidden = model.forward(ids.to(device), mask.to(device), {}, &pass.cache);  // [G,P,H]
-  const auto last = torch::tensor(pass.lengths, torch::kLong).to(device) - 1;
-  pass.last = hidden.index({torch::arange(G, last.options()), last});
+  PromptPass pass;
+  const auto ids = torch::tensor(prompt, torch::kLong).unsqueeze(0).to(device);
+  const auto hidden = model.forward(ids, {}, {}, &pass.cache);  // [1,P,H]
+  pass.last = hidden.select(1, ids.size(1) - 1);
   return pass;
 }
 
-// Log-probs of `responses` behind prompt `g` of `pass`.
-SequenceLogprobs shared_logprobs(LlamaForCausalLMImpl& model, const PromptPass& pass, int64_t g,
+// Log-probs of `responses` behind the prompt of `pass`.
+SequenceLogprobs shared_logprobs(LlamaForCausalLMImpl& model, const PromptPass& pass,
                                  const std::vector<const Ids*>& responses, const LogprobOptions& options) {
   const auto N = static_cast<int64_t>(responses.size());
   const auto device = pass.last.device();
-  const int64_t P = pass.lengths[g];
+  const int64_t P = pass.cache.length();
   int64_t L = 0;
   for (const Ids* r : responses) L = std::max<int64_t>(L, r->size());
   std::vector<int64_t> rows, slots, lengths, targets;
@@ -284,7 +272,7 @@ SequenceLogprobs shared_logprobs(LlamaForCausalLMImpl& model, const PromptPass& 
     }
     lengths.push_back(static_cast<int64_t>(y.size()));
   }
-  const auto first = pass.last.narrow(0, g, 1).expand({N, pass.last.size(1)});  // predicts token 0
+  const auto first = pass.last.expand({N, pass.last.size(1)});  // predicts token 0
   torch::Tensor states;                                                         // [N, L, H]: predicts token t
   if (L <= 1) {
     states = first.unsqueeze(1);
@@ -293,8 +281,8 @@ SequenceLogprobs shared_logprobs(LlamaForCausalLMImpl& model, const PromptPass& 
     for (std::size_t i = 0; i < pass.cache.keys.size(); ++i) {
       const auto& k = pass.cache.keys[i];
       const auto& v = pass.cache.values[i];
-      cache.keys.push_back(k.narrow(0, g, 1).narrow(2, 0, P).expand({N, k.size(1), P, k.size(3)}));
-      cache.values.push_back(v.narrow(0, g, 1).narrow(2, 0, P).expand({N, v.size(1), P, v.size(3)}));
+      cache.keys.push_back(k.expand({N, k.size(1), P, k.size(3)}));
+      cache.values.push_back(v.expand({N, v.size(1), P, v.size(3)}));
     }
     // Only tokens 0..L-2 are inputs: the last token predicts nothing.
     const auto input_ids = ids.narrow(1, 0, L - 1).to(device);
@@ -320,11 +308,11 @@ torch::Tensor shared_sums(LlamaForCausalLMImpl& model, const ListGroup& g, const
   for (std::size_t first = 0; first < n;) {
     std::size_t last = first;
     while (last < n && g.owner[last] == g.owner[first]) ++last;
-    const auto pass = run_prompts(model, {g.prompts[g.owner[first]]});
+    const auto pass = run_prompt(model, *g.prompts[g.owner[first]]);
     for (std::size_t begin = first; begin < last; begin += options.max_sequences) {
       const std::size_t end = std::min(last, begin + static_cast<std::size_t>(options.max_sequences));
       const std::vector<const Ids*> responses(g.responses.begin() + begin, g.responses.begin() + end);
-      sums.push_back(shared_logprobs(model, pass, 0, responses, options).sums);
+      sums.push_back(shared_logprobs(model, pass, responses, options).sums);
     }
     first = last;
   }
@@ -339,7 +327,7 @@ SequenceLogprobs list_logprobs(LlamaForCausalLMImpl& model, const std::vector<in
   LIRE_CHECK(options.chunk_positions > 0, "chunk_positions must be positive");
   std::vector<const Ids*> responses;
   for (const auto& r : response_ids) responses.push_back(&r);
-  if (options.shared_prompt) return shared_logprobs(model, run_prompts(model, {&prompt_ids}), 0, responses, options);
+  if (options.shared_prompt) return shared_logprobs(model, run_prompt(model, prompt_ids), responses, options);
   std::vector<const Ids*> prompts(response_ids.size(), &prompt_ids);
   torch::Tensor ids, mask;
   std::vector<int64_t> start, length;
