@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 
 #include <spdlog/spdlog.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -94,6 +95,11 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, double t
   return std::unique_ptr<ProcessGroup>(new ProcessGroup(std::move(state), env.rank, env.world_size, backend, timeout_s));
 }
 
+void ProcessGroup::fail(const char* what, const std::exception& e) const {
+  throw DistributedError(str("rank ", rank_, " of ", size_, ": ", what, " failed; another rank died or did not "
+                             "join within runtime.dist_timeout_s = ", timeout_s_, " s (", first_line(e.what()), ")"));
+}
+
 void ProcessGroup::reduce(std::vector<torch::Tensor>& flat, const char* what, bool minimum) {
   c10d::AllreduceOptions options;
   options.reduceOp = minimum ? c10d::ReduceOp::MIN : c10d::ReduceOp::SUM;
@@ -106,9 +112,31 @@ void ProcessGroup::reduce(std::vector<torch::Tensor>& flat, const char* what, bo
     if (state_->gloo) work = state_->gloo->allreduce(flat, options);
     work->wait(to_ms(timeout_s_));
   } catch (const std::exception& e) {
-    throw DistributedError(str("rank ", rank_, " of ", size_, ": ", what, " failed; another rank died or did not "
-                               "join within runtime.dist_timeout_s = ", timeout_s_, " s (", first_line(e.what()), ")"));
+    fail(what, e);
   }
+}
+
+std::function<void()> ProcessGroup::start_sum(torch::Tensor tensor, const char* what) {
+  c10d::AllreduceOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;
+  options.timeout = to_ms(timeout_s_);
+  std::vector<torch::Tensor> flat = {std::move(tensor)};
+  c10::intrusive_ptr<c10d::Work> work;
+  try {
+#ifdef USE_C10D_NCCL
+    if (state_->nccl) work = state_->nccl->allreduce(flat, options);
+#endif
+    if (state_->gloo) work = state_->gloo->allreduce(flat, options);
+  } catch (const std::exception& e) {
+    fail(what, e);
+  }
+  return [this, work, what] {
+    try {
+      work->wait(to_ms(timeout_s_));
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  };
 }
 
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes) {
@@ -150,15 +178,170 @@ std::vector<double> ProcessGroup::all_reduce_sum(const std::vector<double>& valu
   return std::vector<double>(cpu.data_ptr<double>(), cpu.data_ptr<double>() + cpu.numel());
 }
 
-double ProcessGroup::all_reduce_min(double value) {
-  std::vector<torch::Tensor> flat = {torch::tensor({value}, torch::kFloat64).to(state_->device)};
+double ProcessGroup::all_reduce_min(double value) { return all_reduce_min(std::vector<double>{value})[0]; }
+
+std::vector<double> ProcessGroup::all_reduce_min(const std::vector<double>& values) {
+  if (values.empty()) return {};
+  std::vector<torch::Tensor> flat = {torch::tensor(values, torch::kFloat64).to(state_->device)};
   reduce(flat, "all-reduce (min)", /*minimum=*/true);
-  return flat[0].item<double>();
+  const auto cpu = flat[0].cpu();
+  return std::vector<double>(cpu.data_ptr<double>(), cpu.data_ptr<double>() + cpu.numel());
 }
 
 void ProcessGroup::barrier() {
   // An all-reduce of one value: waits like a barrier, with the same timeout and error.
   all_reduce_sum(std::vector<double>{0.0});
 }
+
+// ------------------------------------------------------------ GradientReducer
+
+struct GradientReducer::Impl {
+  struct Bucket {
+    torch::Tensor flat;
+    std::vector<std::size_t> members;  // indices into params
+    std::size_t pending = 0;           // members whose gradient has not arrived
+  };
+
+  ProcessGroup& group;
+  std::vector<torch::Tensor> params;
+  std::vector<Bucket> buckets;
+  std::vector<std::size_t> bucket_of;
+  std::vector<std::int64_t> offset_of;
+  std::vector<char> arrived;
+  std::vector<unsigned> hooks;
+  std::vector<std::function<void()>> waits;
+  std::size_t next = 0;  // the next bucket to start
+  std::size_t started_in_backward = 0;
+  bool armed = false, twice = false;
+  std::mutex mutex;
+
+  Impl(ProcessGroup& g, std::vector<torch::Tensor> p) : group(g), params(std::move(p)) {}
+
+  torch::Tensor slot(std::size_t p) {
+    return buckets[bucket_of[p]].flat.narrow(0, offset_of[p], params[p].numel()).view(params[p].sizes());
+  }
+
+  void reset() {
+    std::fill(arrived.begin(), arrived.end(), 0);
+    for (auto& b : buckets) b.pending = b.members.size();
+    waits.clear();
+    next = started_in_backward = 0;
+    twice = false;
+  }
+
+  // Starts every bucket that is complete and has all earlier buckets started.
+  std::size_t start_ready() {
+    const auto before = next;
+    for (; next < buckets.size() && buckets[next].pending == 0; ++next)
+      waits.push_back(group.start_sum(buckets[next].flat, "all-reduce of gradients"));
+    return next - before;
+  }
+
+  // `grad` is what backward produced for params[p]; .grad still holds the
+  // earlier micro-steps' sum (the accumulation happens after this hook).
+  void arrive(std::size_t p, const torch::Tensor& grad) {
+    auto s = slot(p);
+    const auto& acc = params[p].grad();
+    if (acc.defined() && grad.defined())
+      torch::add_out(s, acc, grad);
+    else if (grad.defined())
+      s.copy_(grad);
+    else if (acc.defined())
+      s.copy_(acc);
+    else
+      s.zero_();
+    arrived[p] = 1;
+    --buckets[bucket_of[p]].pending;
+  }
+
+  void on_gradient(std::size_t p, const torch::Tensor& grad) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed) return;
+    if (arrived[p]) {  // a second part of this gradient: its bucket may have left already
+      twice = true;
+      return;
+    }
+    arrive(p, grad);
+    started_in_backward += start_ready();
+  }
+};
+
+GradientReducer::GradientReducer(ProcessGroup& group, std::vector<torch::Tensor> params, std::int64_t bucket_bytes)
+    : impl_(std::make_unique<Impl>(group, std::move(params))) {
+  LIRE_CHECK(bucket_bytes > 0, "GradientReducer: bucket_bytes must be > 0");
+  auto& m = *impl_;
+  const auto n = m.params.size();
+  m.bucket_of.resize(n);
+  m.offset_of.resize(n);
+  m.arrived.assign(n, 0);
+  // Reverse order, one dtype and device a bucket, at most bucket_bytes (or one tensor).
+  std::int64_t bytes = 0, elements = 0;
+  for (std::size_t k = n; k-- > 0;) {
+    const auto& p = m.params[k];
+    LIRE_CHECK(p.defined() && p.requires_grad(), "GradientReducer: parameter ", k, " does not require a gradient");
+    const std::int64_t size = p.numel() * static_cast<std::int64_t>(p.element_size());
+    const bool fits = !m.buckets.empty() && bytes + size <= bucket_bytes &&
+                      m.params[m.buckets.back().members.front()].scalar_type() == p.scalar_type() &&
+                      m.params[m.buckets.back().members.front()].device() == p.device();
+    if (!fits) {
+      m.buckets.emplace_back();
+      bytes = elements = 0;
+    }
+    m.buckets.back().members.push_back(k);
+    m.bucket_of[k] = m.buckets.size() - 1;
+    m.offset_of[k] = elements;
+    bytes += size;
+    elements += p.numel();
+  }
+  for (auto& b : m.buckets) {
+    std::int64_t total = 0;
+    for (auto k : b.members) total += m.params[k].numel();
+    b.flat = torch::zeros({total}, m.params[b.members.front()].options().requires_grad(false));
+  }
+  m.reset();
+  for (std::size_t k = 0; k < n; ++k) {
+    Impl* impl = impl_.get();
+    m.hooks.push_back(m.params[k].register_hook([impl, k](const torch::Tensor& grad) { impl->on_gradient(k, grad); }));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (std::size_t k = 0; k < impl_->params.size(); ++k) impl_->params[k].remove_hook(impl_->hooks[k]);
+}
+
+void GradientReducer::arm() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->reset();
+  impl_->armed = true;
+}
+
+bool GradientReducer::finish() {
+  auto& m = *impl_;
+  std::vector<std::function<void()>> waits;
+  {
+    std::lock_guard<std::mutex> lock(m.mutex);
+    if (!m.armed) m.reset();  // this rank ran no final backward: every gradient is .grad as it stands
+    m.armed = false;
+    for (std::size_t k = 0; k < m.params.size(); ++k)
+      if (!m.arrived[k]) m.arrive(k, torch::Tensor());
+    m.start_ready();
+    waits.swap(m.waits);
+  }
+  for (auto& wait : waits) wait();
+  return !m.twice;
+}
+
+void GradientReducer::commit() {
+  torch::NoGradGuard no_grad;
+  for (std::size_t k = 0; k < impl_->params.size(); ++k) {
+    auto& p = impl_->params[k];
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    p.mutable_grad().copy_(impl_->slot(k));
+  }
+}
+
+std::size_t GradientReducer::buckets() const { return impl_->buckets.size(); }
+
+std::size_t GradientReducer::started_in_backward() const { return impl_->started_in_backward; }
 
 }  // namespace lire::train

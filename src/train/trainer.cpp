@@ -203,6 +203,10 @@ class Trainer {
   const TrainJob& job_;
   const config::Config& cfg_;
   std::unique_ptr<ProcessGroup> group_;
+  // Overlaps the gradient all-reduce with the step's last backward (not with
+  // activation checkpointing, whose per-segment backward passes deliver a
+  // gradient in parts).
+  std::unique_ptr<GradientReducer> reducer_;
   int rank_ = 0, world_ = 1;
   std::string run_dir_;
   std::string resume_checkpoint_;  // "" = fresh run
@@ -773,6 +777,7 @@ bool Trainer::train_step() {
   for (const auto& mb : micro) {
     for (const auto& ex : mb) tokens += ex.token_total;
     if (!finite) continue;
+    if (reducer_ && &mb == &micro.back()) reducer_->arm();  // its backward starts the gradient all-reduce
     const auto lp = models::batch_logprobs(*model_, tokens_of(mb), logprob_options_);
     if (!torch::isfinite(lp.logps.masked_select(lp.mask)).all().item<bool>()) {
       finite = false;
@@ -798,8 +803,13 @@ bool Trainer::train_step() {
   }
   if (group_) {
     // Every rank steps or none does; the gradients and the loss are the global batch's.
-    finite = group_->all_reduce_min(finite ? 1.0 : 0.0) > 0.5;
-    if (finite) all_reduce_gradients();
+    const bool overlapped = reducer_ && reducer_->finish();
+    const auto flags = group_->all_reduce_min(std::vector<double>{finite ? 1.0 : 0.0, overlapped ? 1.0 : 0.0});
+    finite = flags[0] > 0.5;
+    if (finite && flags[1] > 0.5)
+      reducer_->commit();
+    else if (finite)
+      all_reduce_gradients();
     const auto sums = group_->all_reduce_sum(std::vector<double>{step_loss, static_cast<double>(tokens)});
     step_loss = sums[0];
     tokens = static_cast<std::int64_t>(sums[1]);
@@ -1216,6 +1226,12 @@ TrainResult Trainer::run() {
   opt.eps = cfg_.train.adam_eps;
   optimizer_ = make_adamw(trainable_, opt);
   params_ = all_params(*optimizer_);
+  if (group_ && !cfg_.train.checkpointing) {
+    reducer_ = std::make_unique<GradientReducer>(*group_, params_);
+    spdlog::info("gradients: summed over the ranks in {} bucket(s), started during backward", reducer_->buckets());
+  } else if (group_) {
+    spdlog::info("gradients: summed over the ranks after backward (train.checkpointing)");
+  }
   if (!resume_checkpoint_.empty()) {
     torch::load(*optimizer_, (fs::path(resume_checkpoint_) / "optimizer.pt").string());
     load_rng_state((fs::path(resume_checkpoint_) / "rng.safetensors").string(), rank_, device_);

@@ -109,6 +109,16 @@ for accum in 1 2; do
     check "grad_accum $accum: the same $key at every evaluation" $?
   done
 done
+grep -q "gradients: summed over the ranks in 1 bucket(s), started during backward" "$TMP/two-1.rank0.log"
+check "the gradient all-reduce starts during backward" $?
+# With activation checkpointing a gradient arrives in parts (one backward per
+# segment): the ranks sum .grad after backward, to the same weights.
+two_ranks "$TMP/two-ckpt" train.batch_size=4 train.checkpointing=true
+check "two processes with train.checkpointing exit" $?
+grep -q "gradients: summed over the ranks after backward" "$TMP/two-ckpt.rank0.log"
+check "train.checkpointing: the gradients are summed after backward" $?
+rel=$(compare "$TMP/two-ckpt/$ADAPTER" "$TMP/one-1/$ADAPTER")
+check "2 x batch 4 with checkpointing ends where 1 x batch 8 does ($rel)" $?
 # An epoch's last step that leaves one rank without lists (48 = 3 x 14 + 6:
 # rank 1 gets none of the last 6) still takes the single-process step.
 "$TRAIN" --config "$TMP/dp.yaml" --no-progress --output "$TMP/one-14" train.batch_size=14 train.max_steps=4 \

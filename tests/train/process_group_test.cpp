@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "lire/core/local_launcher.h"
+#include "lire/models/activation_checkpoint.h"
 #include "lire/io/hf_config.h"
 #include "lire/models/llama.h"
 #include "lire/models/sequence_logprobs.h"
@@ -88,6 +89,100 @@ void sum_and_check(ProcessGroup& group) {
   group.barrier();
 }
 
+
+// The gradient reducer's checks, run by both ranks. A chain of float64 linear
+// maps (and one float32 bias, so buckets split by dtype) whose gradients
+// pack into buckets of at most 256 bytes: several buckets, started during
+// backward. Rank r's data are seeded by (step, r); every rank also computes
+// every rank's gradients itself with torch::autograd::grad, and the reduced
+// .grad must equal their sum.
+struct Chain {
+  std::vector<torch::Tensor> params;
+  Chain() {
+    torch::manual_seed(7);
+    for (int i = 0; i < 4; ++i) params.push_back(torch::randn({4, 4}, torch::kFloat64).requires_grad_());
+    params.push_back(torch::randn({4}, torch::kFloat32).requires_grad_());
+  }
+  // Layer 1 runs twice when `reuse`; with `checkpoint` every layer call is
+  // its own checkpointed segment, so layer 1's gradient reaches the leaf in
+  // two backward passes.
+  torch::Tensor loss(std::int64_t seed, bool reuse = false, bool checkpoint = false) const {
+    torch::manual_seed(static_cast<std::uint64_t>(seed));
+    auto h = torch::randn({3, 4}, torch::kFloat64);
+    for (std::size_t i = 0; i < 4; ++i) {
+      auto layer = [this, i](const std::vector<torch::Tensor>& in) {  // by value: backward calls it again
+        return std::vector<torch::Tensor>{torch::tanh(in[0].matmul(params[i]))};
+      };
+      for (int times = (reuse && i == 1) ? 2 : 1; times > 0; --times)
+        h = checkpoint ? lire::models::checkpointed(layer, {h})[0] : layer({h})[0];
+    }
+    return (h + params[4].to(torch::kFloat64)).pow(2).sum();
+  }
+  std::vector<torch::Tensor> grads(std::int64_t seed, bool reuse = false) const {
+    auto g = torch::autograd::grad({loss(seed, reuse)}, params);
+    for (auto& t : g) t = t.detach();
+    return g;
+  }
+};
+
+std::vector<torch::Tensor> sum(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.empty()) return b;
+  std::vector<torch::Tensor> out;
+  for (std::size_t i = 0; i < a.size(); ++i) out.push_back(a[i] + b[i]);
+  return out;
+}
+
+void check_sums(const Chain& chain, const std::vector<torch::Tensor>& want) {
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    ASSERT_TRUE(chain.params[i].grad().defined()) << "parameter " << i;
+    const double tol = want[i].scalar_type() == torch::kFloat32 ? 1e-5 : 1e-12;  // float32: summed in another order
+    EXPECT_TRUE(torch::allclose(chain.params[i].grad(), want[i], tol, tol)) << "parameter " << i;
+  }
+}
+
+void reducer_and_check(ProcessGroup& group) {
+  const auto r = group.rank();
+  Chain chain;
+  GradientReducer reducer(group, chain.params, /*bucket_bytes=*/256);
+  EXPECT_EQ(reducer.buckets(), 3u);  // backward order: the float32 bias, then the 128-byte matrices in pairs
+
+  // Step 1: two micro-steps on each rank, the second armed.
+  std::vector<torch::Tensor> want;
+  for (int rank = 0; rank < 2; ++rank)
+    for (int micro = 0; micro < 2; ++micro) want = sum(want, chain.grads(100 + 10 * rank + micro));
+  chain.loss(100 + 10 * r).backward();
+  reducer.arm();
+  chain.loss(100 + 10 * r + 1).backward();
+  EXPECT_EQ(reducer.started_in_backward(), 3u) << "every bucket starts during backward";
+  EXPECT_TRUE(reducer.finish());
+  reducer.commit();
+  check_sums(chain, want);
+
+  // Step 2: rank 1 runs no backward (no lists left): it takes part with zeros.
+  for (auto& p : chain.params) p.mutable_grad() = torch::Tensor();
+  if (r == 0) {
+    reducer.arm();
+    chain.loss(200).backward();
+  }
+  EXPECT_TRUE(reducer.finish());
+  EXPECT_EQ(reducer.started_in_backward(), r == 0 ? 3u : 0u);
+  reducer.commit();
+  check_sums(chain, chain.grads(200));
+
+  // Step 3: layer 1 inside two checkpointed segments delivers its gradient in
+  // two parts: finish() says so on both ranks and leaves .grad as backward
+  // made it, and the caller sums .grad after backward instead.
+  for (auto& p : chain.params) p.mutable_grad() = torch::Tensor();
+  reducer.arm();
+  chain.loss(300 + r, /*reuse=*/true, /*checkpoint=*/true).backward();
+  EXPECT_FALSE(reducer.finish());
+  check_sums(chain, chain.grads(300 + r, /*reuse=*/true));
+  std::vector<torch::Tensor> grads;
+  for (auto& p : chain.params) grads.push_back(p.grad());
+  group.all_reduce_sum(grads);
+  check_sums(chain, sum(chain.grads(300, true), chain.grads(301, true)));
+}
+
 TEST(ProcessGroup, TwoRanksSumBucketedTensorsAndValues) {
   const int port = free_local_port();
   const pid_t child = spawn_rank1("SumAndCheck", port);
@@ -97,6 +192,16 @@ TEST(ProcessGroup, TwoRanksSumBucketedTensorsAndValues) {
     EXPECT_EQ(group->size(), 2);
     EXPECT_EQ(group->backend(), "gloo");
     sum_and_check(*group);
+  }
+  EXPECT_EQ(wait_exit(child), 0) << "rank 1's checks failed";
+}
+
+TEST(ProcessGroup, GradientReducerOverlapsTheAllReduceWithBackward) {
+  const int port = free_local_port();
+  const pid_t child = spawn_rank1("ReduceAndCheck", port);
+  {
+    auto group = ProcessGroup::connect(env_of(0, port), 60.0, torch::kCPU);
+    reducer_and_check(*group);
   }
   EXPECT_EQ(wait_exit(child), 0) << "rank 1's checks failed";
 }
@@ -188,6 +293,11 @@ TEST(ProcessGroupNccl, OneRankSmokeTest) {
 TEST(DISABLED_ProcessGroupChild, SumAndCheck) {
   auto group = ProcessGroup::connect(read_dist_env(), 60.0, torch::kCPU);
   sum_and_check(*group);
+}
+
+TEST(DISABLED_ProcessGroupChild, ReduceAndCheck) {
+  auto group = ProcessGroup::connect(read_dist_env(), 60.0, torch::kCPU);
+  reducer_and_check(*group);
 }
 
 TEST(DISABLED_ProcessGroupChild, JoinThenExit) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,6 +47,12 @@ class ProcessGroup {
   // number of values (an empty list is no collective at all).
   std::vector<double> all_reduce_sum(const std::vector<double>& values);
   double all_reduce_min(double value);
+  std::vector<double> all_reduce_min(const std::vector<double>& values);
+  // Starts summing one tensor over the ranks in place and returns at once;
+  // calling the returned function waits for the sum (and throws the
+  // DistributedError of the blocking calls). Collectives started this way pair
+  // up across ranks by the order in which they were started.
+  std::function<void()> start_sum(torch::Tensor tensor, const char* what);
   // Waits until every rank got here.
   void barrier();
 
@@ -56,11 +63,51 @@ class ProcessGroup {
   struct State;
   ProcessGroup(std::unique_ptr<State> state, int rank, int size, std::string backend, double timeout_s);
   void reduce(std::vector<torch::Tensor>& flat, const char* what, bool minimum = false);
+  [[noreturn]] void fail(const char* what, const std::exception& e) const;
 
   std::unique_ptr<State> state_;
   int rank_, size_;
   std::string backend_;
   double timeout_s_;
+};
+
+// Sums the gradients of `params` over the ranks while backward still runs, as
+// torch's DistributedDataParallel does. The parameters, in reverse order (the
+// order backward tends to produce them), are packed into flat buckets of at
+// most bucket_bytes of one dtype and device. A hook on each parameter copies
+// its gradient (plus what earlier micro-steps accumulated in .grad) into its
+// bucket during an armed backward; a bucket whose gradients are all in starts
+// its all-reduce at once, but only after every bucket before it, so that every
+// rank starts the same collectives in the same order whatever order its own
+// backward ran in.
+//
+// Every rank calls finish() once per step, armed or not: it starts the buckets
+// not yet started (a parameter without a gradient this backward contributes
+// .grad, or zeros) and waits for all. It returns false when some parameter's
+// hook fired more than once (a reentrant activation checkpoint runs one
+// backward per segment, so a gradient can arrive in parts after its bucket
+// left): the sums are then incomplete, and the caller must agree with the
+// other ranks (the result of finish() all-reduced by minimum) and reduce the
+// untouched .grad tensors after backward instead. commit() writes the sums
+// into .grad.
+class GradientReducer {
+ public:
+  GradientReducer(ProcessGroup& group, std::vector<torch::Tensor> params, std::int64_t bucket_bytes = 25 << 20);
+  ~GradientReducer();
+  // The next backward produces the step's final gradients.
+  void arm();
+  bool finish();
+  void commit();
+  std::size_t buckets() const;
+  // How many buckets the last armed backward started before finish() (for tests and logs).
+  std::size_t started_in_backward() const;
+
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace lire::train
