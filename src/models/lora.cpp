@@ -1,5 +1,6 @@
 #include "lire/models/lora.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -14,6 +15,7 @@
 #include "lire/io/peft_config.h"
 #include "lire/io/safetensors.h"
 #include "lire/models/llama.h"
+#include "lire/models/weights.h"
 
 namespace lire::models {
 namespace {
@@ -168,6 +170,8 @@ config::LoraOptions load_lora_adapter(torch::nn::Module& model, const std::strin
     const int64_t r = peft.rank(path);
     attach(*linear, r, peft.scaling(path), peft.lora_dropout, adapter_dtype);
     const auto ta = adapter.tensor(a), tb = adapter.tensor(b);
+    check_floating(ta, file, a);
+    check_floating(tb, file, b);
     LIRE_CHECK(ta.sizes() == linear->lora_A->weight.sizes() && tb.sizes() == linear->lora_B->weight.sizes(), file,
                ": '", path, "': lora_A ", shape_of(ta), " / lora_B ", shape_of(tb), " do not fit weight ",
                shape_of(linear->weight), " with r = ", r);
@@ -191,6 +195,28 @@ config::LoraOptions load_lora_adapter(torch::nn::Module& model, const std::strin
   // The adapted module names (also when adapter_config.json gives a regex).
   o.targets.assign(adapted_names.begin(), adapted_names.end());
   return o;
+}
+
+std::vector<std::string> lora_target_paths(torch::nn::Module& model, const std::vector<std::string>& targets) {
+  std::vector<std::string> out;
+  for (auto& [path, linear] : linears(model))
+    if (matches(path, targets)) out.push_back(path);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> adapted_paths(torch::nn::Module& model) {
+  std::vector<std::string> out;
+  for (auto& [path, linear] : linears(model))
+    if (linear->lora_A) out.push_back(path);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void set_lora_dropout(torch::nn::Module& model, double dropout) {
+  LIRE_CHECK(dropout >= 0.0 && dropout < 1.0, "lora dropout must be in [0, 1), got ", dropout);
+  for (auto& [path, linear] : linears(model))
+    if (linear->lora_A) linear->lora_dropout = dropout;
 }
 
 void merge_lora(torch::nn::Module& model) {

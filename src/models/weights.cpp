@@ -47,6 +47,12 @@ torch::Dtype resolve_dtype(const std::string& dtype, const torch::Device& device
   throw ConfigError(str("model.dtype: '", dtype, "' is not one of auto, fp32, bf16, fp16, fp64"));
 }
 
+void check_floating(const torch::Tensor& source, const std::string& file, const std::string& name) {
+  if (source.is_floating_point()) return;
+  throw Error(str(file, ": tensor '", name, "' has dtype ", c10::toString(source.scalar_type()),
+                  "; weights must be floating point (F32, BF16, F16 or F64)"));
+}
+
 std::vector<std::string> load_parameters(torch::nn::Module& module, const io::CheckpointReader& checkpoint,
                                          const std::set<std::string>& ignored) {
   torch::NoGradGuard no_grad;
@@ -64,6 +70,7 @@ std::vector<std::string> load_parameters(torch::nn::Module& module, const io::Ch
       throw Error(str(checkpoint.file_of(name), ": tensor '", name, "' has shape ", shape_of(source),
                       ", the model expects ", shape_of(param)));
     }
+    if (param.is_floating_point()) check_floating(source, checkpoint.file_of(name), name);
     param.copy_(source);  // converts dtype and device
     used.insert(name);
   }
@@ -100,6 +107,8 @@ std::vector<std::string> merge_lora_adapter(torch::nn::Module& module, const std
     LIRE_CHECK(config.targets(path), file, ": tensor '", name, "' adapts '", path,
                "', which adapter_config.json's target_modules / layers_to_transform do not select");
     const auto a = adapter.tensor(name), b = adapter.tensor(b_name);
+    check_floating(a, file, name);
+    check_floating(b, file, b_name);
     const int64_t rank = config.rank(path);
     LIRE_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(0) == rank && b.size(1) == rank &&
                    b.size(0) == weight->size(0) && a.size(1) == weight->size(1),

@@ -256,7 +256,15 @@ void Trainer::prepare_run_directory() {
   std::error_code ec;
   const bool exists = fs::exists(run_dir_, ec);
   if (exists && !fs::is_directory(run_dir_)) throw ConfigError(str("--output ", run_dir_, " is a file, not a folder"));
-  const bool empty = !exists || fs::is_empty(run_dir_);
+  // A folder holding only the run.json and config.yaml of a run that failed
+  // during setup (bad data, a wrong path) counts as empty: the fixed command
+  // runs again without --resume.
+  bool empty = true;
+  if (exists)
+    for (const auto& entry : fs::directory_iterator(run_dir_)) {
+      const auto name = entry.path().filename().string();
+      if (!(entry.is_regular_file() && (name == "run.json" || name == "config.yaml"))) empty = false;
+    }
   if (!job_.resume_from.empty()) {
     if (!fs::exists(fs::path(job_.resume_from) / "trainer_state.json"))
       throw ConfigError(str("--resume-from ", job_.resume_from,
@@ -552,7 +560,7 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
   std::vector<std::int64_t> counts_flat;
   std::vector<std::vector<double>> rows_logps(compute ? N : 0);
   std::vector<std::vector<std::int64_t>> rows_counts(compute ? N : 0);
-  std::size_t skipped = 0;
+  std::size_t skipped = 0, single = 0;
   cli::Progress progress(str(compute ? "reference log-probs " : "checking ", split.name), 
                          static_cast<std::int64_t>(split.records.size()), job_.progress && isatty(2));
   const auto flush = [&] {
@@ -587,6 +595,7 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
       Example ex = load_example(split, rec);
       K = std::max<std::int64_t>(K, ex.tokens.response_ids.size());
       kept.push_back(rec);
+      if (ex.tokens.response_ids.size() < 2) ++single;
       if (split.lengths.size() != static_cast<std::size_t>(N)) split.lengths.assign(static_cast<std::size_t>(N), 0);
       split.lengths[rec] = ex.tokens.prompt_ids.size();
       for (const auto& r : ex.tokens.response_ids) split.lengths[rec] += r.size();
@@ -619,6 +628,10 @@ void Trainer::prepare_split(Split& split, ReferenceTable* table) {
   progress.finish();
   if (skipped > 0) spdlog::warn("{}: {} of {} {} lists skipped (data.on_error: skip)", split.dataset->path(), skipped,
                                 split.records.size(), split.name);
+  if (single > 0 && loss_options_.name != "sft")
+    spdlog::warn("{}: {} of {} {} lists have a single response: the {} loss learns nothing from them{}",
+                 split.dataset->path(), single, kept.size(), split.name, loss_options_.name,
+                 loss_options_.sft_weight > 0 ? " (only its sft term does)" : "");
   split.records = std::move(kept);
   if (compute) {
     table->logps = torch::zeros({N, K}, torch::kFloat64);
@@ -1071,7 +1084,23 @@ void Trainer::load_trained(const std::string& checkpoint) {
   if (cfg_.lora.enabled) {
     if (!fs::exists(f / "adapter"))
       throw Error(str(checkpoint, ": no adapter/ folder; was this run full fine-tuning (lora.enabled: false)?"));
-    models::load_lora_adapter(**model_, (f / "adapter").string(), compute_dtype());
+    const std::string folder = (f / "adapter").string();
+    const auto saved = models::load_lora_adapter(**model_, folder, compute_dtype());
+    // The adapter's shape and scaling are the run's: a config asking for
+    // others would be silently ignored (and the optimizer state would not fit).
+    const auto differs = [&](const std::string& key, const std::string& config_value, const std::string& saved_value) {
+      throw ConfigError(str("lora.", key, " is ", config_value, " but the adapter in ", folder, " has ", saved_value,
+                            "; set lora.", key, ": ", saved_value, " (an adapter keeps the LoRA settings it was "
+                            "trained with)"));
+    };
+    if (saved.r != lora_.r) differs("r", std::to_string(lora_.r), std::to_string(saved.r));
+    if (std::abs(saved.alpha - lora_.alpha) > 1e-9 * std::max(1.0, std::abs(saved.alpha)))
+      differs("alpha", fmt::format("{}", lora_.alpha), fmt::format("{}", saved.alpha));
+    if (saved.rslora != lora_.rslora) differs("rslora", lora_.rslora ? "true" : "false", saved.rslora ? "true" : "false");
+    const auto want = models::lora_target_paths(**model_, lora_.targets), have = models::adapted_paths(**model_);
+    if (want != have)
+      differs("targets", str("[", join_sorted(lora_.targets), "]"), str("[", join_sorted(saved.targets), "]"));
+    models::set_lora_dropout(**model_, lora_.dropout);  // the config's dropout, as any other training setting
   } else {
     if (!fs::exists(f / "model"))
       throw Error(str(checkpoint, ": no model/ folder; was this run a LoRA run (lora.enabled: true)?"));
@@ -1233,7 +1262,14 @@ TrainResult Trainer::run() {
     spdlog::info("gradients: summed over the ranks after backward (train.checkpointing)");
   }
   if (!resume_checkpoint_.empty()) {
-    torch::load(*optimizer_, (fs::path(resume_checkpoint_) / "optimizer.pt").string());
+    const std::string optimizer_file = (fs::path(resume_checkpoint_) / "optimizer.pt").string();
+    if (!fs::exists(optimizer_file)) throw Error(str(optimizer_file, ": not found (an incomplete checkpoint copy?)"));
+    try {
+      torch::load(*optimizer_, optimizer_file);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      throw Error(str(optimizer_file, ": cannot read the optimizer state (", what.substr(0, what.find('\n')), ")"));
+    }
     load_rng_state((fs::path(resume_checkpoint_) / "rng.safetensors").string(), rank_, device_);
     last_saved_step_ = state_.step;
     spdlog::info("resumed from {} at step {} (epoch {}, list {} of it)", resume_checkpoint_, state_.step,

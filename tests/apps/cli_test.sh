@@ -145,6 +145,14 @@ check "lire-train writes final/adapter in PEFT's format" $?
 grep -q '"world_size": 1' "$TMP/run/run.json"; check "run.json provenance" $?
 grep -q "lists/s" "$TMP/train.out"; check "lire-train prints throughput" $?
 expect_fail "lire-train into a used folder" "is not empty; pass --resume" "$TRAIN" "${TINY[@]}" --output "$TMP/run"
+# A list with one response: a ranking loss learns nothing from it, and says so.
+{ head -5 "$ROOT/configs/data/tiny/train.jsonl"
+  echo '{"prompt": "x", "responses": ["a"], "rewards": [1]}'; } >"$TMP/single.jsonl"
+"$TRAIN" "${TINY[@]}" --output "$TMP/single" "data.train=$TMP/single.jsonl" train.max_steps=1 eval.at_start=false \
+  >"$TMP/single.out" 2>&1
+check "lire-train with a one-response list exit" $?
+grep -q "single.jsonl: 1 of 6 .* lists have a single response: the .* loss learns nothing from them" "$TMP/single.out"
+check "lire-train warns about one-response lists" $?
 expect_fail "lire-train unknown key" "did you mean train.lr" "$TRAIN" "${TINY[@]}" --output "$TMP/r2" train.lrr=1
 head -3 "$ROOT/configs/data/tiny/train.jsonl" >"$TMP/bad.jsonl"
 echo '{"prompt": "x", "responses": ["a", "b"], "rewards": [1]}' >>"$TMP/bad.jsonl"

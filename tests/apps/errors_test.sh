@@ -121,6 +121,9 @@ elif what == "dtype":         # a dtype the format does not have
 elif what == "f16":           # F32 bytes declared F16: the size no longer fits
     header[sys.argv[3]]["dtype"] = "F16"
     write(header, data)
+elif what == "i32":           # F32 bytes declared I32: the sizes fit, the values are not weights
+    header[sys.argv[3]]["dtype"] = "I32"
+    write(header, data)
 elif what == "hole":          # an entry removed, its bytes left behind
     del header[sys.argv[3]]
     write(header, data)
@@ -267,6 +270,7 @@ st_case E55 "tensor 'model.norm.weight': unsupported dtype 'Q4' (supported: " dt
 st_case E56 "tensor 'model.norm.weight': shape [64] of F16 needs 128 bytes but data_offsets [631808,632064] span 256" \
   f16 model.norm.weight
 st_case E57 "256 bytes after the last tensor's data" hole model.norm.weight
+st_case E86 "tensor 'model.norm.weight' has dtype Int; weights must be floating point" i32 model.norm.weight
 m=$(model_copy st-E58)
 edit_safetensors "$m/model.safetensors" drop model.layers.1.self_attn.k_proj.weight
 err E58 1 "st-E58: tensor 'model.layers.1.self_attn.k_proj.weight' is missing (the model expects it with shape [32,64])" \
@@ -345,8 +349,10 @@ err E75 1 "ck-rng/rng.safetensors: cannot open: No such file or directory" \
   "$TRAIN" "${TINY[@]}" --output "$(fresh)" --resume-from "$c"
 c=$(checkpoint_copy ck-optimizer)
 echo garbage >"$c/optimizer.pt"
-err E76 1 "PytorchStreamReader failed reading zip archive: not a ZIP archive" \
+err E76 1 "ck-optimizer/optimizer.pt: cannot read the optimizer state (PytorchStreamReader failed reading zip archive: not a ZIP archive)" \
   "$TRAIN" "${TINY[@]}" --output "$(fresh)" --resume-from "$c"
+err E87 1 "lora.r is 4 but the adapter in $CK/adapter has 8; set lora.r: 8 (an adapter keeps the LoRA settings it was trained with)" \
+  "$TRAIN" "${TINY[@]}" --output "$RUN" --resume lora.r=4
 
 # --------------------------------------------------- distributed environment
 err E77 1 "environment variable RANK is set but WORLD_SIZE is not" env RANK=0 "$TRAIN" "${TINY[@]}" --output "$(fresh)"

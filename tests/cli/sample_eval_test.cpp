@@ -117,7 +117,9 @@ TEST(SampleCommand, PoolsHoldKResponsesWithIdsAndLogprobsTheScoringPathAgreesWit
       std::vector<int64_t> no_eos = ids;
       if (finish == "eos") no_eos.pop_back();
       EXPECT_EQ(r["responses"][k], tokenizer.decode(no_eos));
-      if (finish == "length") EXPECT_EQ(ids.size(), 12u);
+      if (finish == "length") {
+        EXPECT_EQ(ids.size(), 12u);
+      }
       responses.push_back(ids);
     }
     const auto lp = lire::models::batch_logprobs(*model, {{prompt, responses}}).logps.to(torch::kFloat64);

@@ -436,6 +436,17 @@ TEST(Trainer, MalformedDataNamesFileAndLine) {
   run(skip, dir.file("b"));
   std::ifstream in(latest_checkpoint(dir.file("b")) + "/trainer_state.json");
   EXPECT_EQ(json::parse(in)["lists_seen"], 9);
+  // The failed run left only run.json and config.yaml: the corrected command
+  // runs in that folder without --resume; any other file makes it a used folder.
+  EXPECT_TRUE(fs::exists(dir.file("a") + "/run.json"));
+  EXPECT_TRUE(fs::exists(dir.file("a") + "/config.yaml"));
+  fs::create_directories(dir.file("c"));
+  fs::copy(dir.file("a"), dir.file("c"));
+  std::ofstream(dir.file("c") + "/notes.txt") << "mine\n";
+  run(skip, dir.file("a"));
+  EXPECT_TRUE(fs::exists(dir.file("a") + "/final"));
+  EXPECT_THAT(lire::testing::error_message<ConfigError>([&] { run(skip, dir.file("c")); }),
+              HasSubstr("is not empty; pass --resume"));
 }
 
 TEST(Trainer, PromptLeavingNoRoomIsReportedWithItsLine) {

@@ -30,6 +30,14 @@ namespace lire::models {
 std::vector<std::string> apply_lora(torch::nn::Module& model, const config::LoraOptions& options,
                                     torch::Dtype adapter_dtype = torch::kFloat32);
 
+// The paths of the Linear modules `targets` selects, as apply_lora matches
+// them (adapter submodules excluded), sorted.
+std::vector<std::string> lora_target_paths(torch::nn::Module& model, const std::vector<std::string>& targets);
+// The paths of the Linear modules that carry an adapter, sorted.
+std::vector<std::string> adapted_paths(torch::nn::Module& model);
+// Sets every adapter's dropout (applied to the adapter's input while training).
+void set_lora_dropout(torch::nn::Module& model, double dropout);
+
 // The adapters' parameters by name (trainable ones only).
 std::vector<std::pair<std::string, torch::Tensor>> lora_parameters(torch::nn::Module& model);
 

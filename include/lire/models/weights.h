@@ -26,6 +26,11 @@ struct LoadOptions {
   std::string adapter;          // PEFT adapter folder to merge at load ("" = none)
 };
 
+// Throws naming `file` and tensor `name` unless `source` is floating point
+// (an integer or bool tensor where a weight belongs is a wrong or hostile file,
+// not something to convert silently).
+void check_floating(const torch::Tensor& source, const std::string& file, const std::string& name);
+
 // Copies the checkpoint's tensors into `module`'s parameters by name,
 // converting dtype and device. Throws naming the tensor and file for a missing
 // tensor or a shape mismatch. Returns the checkpoint tensors the module does
