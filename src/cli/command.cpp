@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "lire/core/error.h"
+#include "lire/core/local_launcher.h"
 #include "lire/core/torch_runtime.h"
 #include "lire/version.h"
 
@@ -60,10 +61,10 @@ int run(const Tool& tool, int argc, char** argv) {
     spdlog::debug("{} {}: {} intra-op threads", tool.name, version_string(), n);
     return tool.body(cfg);
   } catch (const c10::Error& e) {  // LibTorch's own checks: drop the C++ backtrace
-    std::cerr << tool.name << ": error: " << e.what_without_backtrace() << std::endl;
+    report_error_line(tool.name + ": error: " + e.what_without_backtrace());
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << tool.name << ": error: " << e.what() << std::endl;
+    report_error_line(tool.name + ": error: " + e.what());
     return 1;
   }
 }

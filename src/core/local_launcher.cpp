@@ -12,7 +12,11 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
+#include <set>
 
 #include "lire/core/error.h"
 
@@ -28,6 +32,16 @@ volatile std::sig_atomic_t g_forward = 0;
 extern "C" void on_launcher_signal(int signal) { g_forward = signal; }
 
 }  // namespace
+
+void report_error_line(const std::string& line) {
+  if (const char* file = std::getenv("LIRE_ERROR_FILE"); file && *file) {
+    std::ofstream out(file, std::ios::app);
+    out << line << '\n';
+    out.flush();
+    if (out) return;
+  }
+  std::cerr << line << std::endl;
+}
 
 int free_local_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -68,6 +82,10 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   sigaction(SIGTERM, &action, &old_term);
   sigaction(SIGINT, &action, &old_int);
   g_forward = 0;
+  // Where the ranks write their error lines (printed once each below).
+  std::string errors_dir = (std::filesystem::temp_directory_path() / "lire-ranks-XXXXXX").string();
+  if (!::mkdtemp(errors_dir.data())) errors_dir.clear();  // then the ranks print their errors themselves
+  const auto error_file = [&](int rank) { return errors_dir + "/rank-" + std::to_string(rank) + ".err"; };
   std::map<pid_t, int> running;  // pid -> rank
   for (int rank = 0; rank < nproc; ++rank) {
     std::vector<std::string> env = {"RANK=" + std::to_string(rank), "LOCAL_RANK=" + std::to_string(rank),
@@ -79,6 +97,7 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
           s.rfind("MASTER_ADDR=", 0) && s.rfind("MASTER_PORT=", 0))
         env.push_back(s);
     }
+    if (!errors_dir.empty()) env.push_back("LIRE_ERROR_FILE=" + error_file(rank));
     std::vector<char*> envp;
     for (auto& s : env) envp.push_back(s.data());
     envp.push_back(nullptr);
@@ -119,6 +138,16 @@ int launch_local_ranks(int nproc, const std::vector<std::string>& args) {
   }
   sigaction(SIGTERM, &old_term, nullptr);
   sigaction(SIGINT, &old_int, nullptr);
+  if (!errors_dir.empty()) {
+    std::set<std::string> printed;
+    for (int rank = 0; rank < nproc; ++rank) {
+      std::ifstream in(error_file(rank));
+      for (std::string line; std::getline(in, line);)
+        if (printed.insert(line).second) std::cerr << line << std::endl;
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(errors_dir, ignored);
+  }
   return result;
 }
 

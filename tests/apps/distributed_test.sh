@@ -153,9 +153,14 @@ check "lire-train --nproc 2 exit" $?
 rel=$(compare "$TMP/nproc/$ADAPTER" "$TMP/two-1/$ADAPTER"); check "--nproc 2 = two torchrun-style ranks ($rel)" $?
 RANK=0 WORLD_SIZE=1 "$TRAIN" --config "$TMP/dp.yaml" --output "$TMP/nested" --nproc 2 >/dev/null 2>"$TMP/nested.err"
 [ $? -ne 0 ] && grep -q "use one launcher" "$TMP/nested.err"; check "--nproc under another launcher is refused" $?
-"$TRAIN" --config "$TMP/dp.yaml" --output "$TMP/failing" --nproc 2 "data.train=$TMP/missing.jsonl" >/dev/null \
-  2>"$TMP/failing.err"
+mkdir -p "$TMP/launch"
+TMPDIR="$TMP/launch" "$TRAIN" --config "$TMP/dp.yaml" --output "$TMP/failing" --nproc 2 \
+  "data.train=$TMP/missing.jsonl" >/dev/null 2>"$TMP/failing.err"
 [ $? -ne 0 ] && grep -q "missing.jsonl" "$TMP/failing.err"; check "--nproc fails when its ranks fail" $?
+# Both ranks fail on the missing file; the launcher prints the line once.
+[ "$(grep -c "error: .*missing.jsonl" "$TMP/failing.err")" -eq 1 ]
+check "--nproc: the ranks' identical error printed once ($(grep -c "error:" "$TMP/failing.err") lines)" $?
+[ -z "$(ls -A "$TMP/launch")" ]; check "--nproc removes its folder of error lines" $?
 
 # lire-sample and lire-score shard their records across ranks; rank 0 merges
 # the shards in input order. With one prompt a batch the computation is the
