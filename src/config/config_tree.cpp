@@ -582,15 +582,27 @@ void write_folder_atomically(const std::string& path, const std::function<void(c
   const fs::path tmp = out.parent_path() / str(out.filename().string(), ".tmp.", ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  // The old folder is renamed aside, the new one renamed into place, and only
+  // then is the old one deleted: a kill at any point leaves `path` either the
+  // complete old folder, the complete new one, or absent (never half deleted).
+  const fs::path old = out.parent_path() / str(out.filename().string(), ".old.", ::getpid());
+  bool moved_aside = false;
   try {
     fill(tmp.string());
-    if (fs::exists(out)) fs::remove_all(out);
+    fs::remove_all(old);
+    if (fs::exists(out)) {
+      fs::rename(out, old);
+      moved_aside = true;
+    }
     fs::rename(tmp, out);
   } catch (...) {
     std::error_code ec;
+    if (moved_aside && !fs::exists(out, ec)) fs::rename(old, out, ec);  // put the old one back
     fs::remove_all(tmp, ec);
     throw;
   }
+  std::error_code ec;
+  fs::remove_all(old, ec);
 }
 
 void write_file_atomically(const std::string& path, const std::string& text) {

@@ -271,17 +271,15 @@ void save_optimizer(torch::optim::Optimizer& optimizer, const std::string& path)
   optimizer.save(archive);
   CheckedFile file(path);
   int error = 0;
-  try {
-    // LibTorch's zip writer calls this; a short count makes it throw.
-    archive.save_to([&](const void* data, std::size_t n) -> std::size_t {
-      if (error != 0) return 0;
-      error = file.write_all(data, n);
-      return error == 0 ? n : 0;
-    });
-  } catch (const std::exception&) {
-    if (error != 0) file.fail("", error);
-    throw;
-  }
+  // LibTorch's zip writer calls this. After a failed write it must still be
+  // told that every byte went: a short count makes the writer throw, and its
+  // destructor then throws again while finishing the archive, which ends the
+  // process (std::terminate; found with a full disk). So the error is kept,
+  // later bytes are dropped, and the failure is raised once the writer is done.
+  archive.save_to([&](const void* data, std::size_t n) -> std::size_t {
+    if (error == 0) error = file.write_all(data, n);
+    return n;
+  });
   if (error != 0) file.fail("", error);
   file.finish();
 }

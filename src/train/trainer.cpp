@@ -1126,6 +1126,14 @@ void Trainer::write_final() {
       return;
     }
   }
+  // Leftovers of a writer killed while replacing final/ (rank 0 is the run's only writer).
+  for (const auto& entry : fs::directory_iterator(run_dir_)) {
+    const auto name = entry.path().filename().string();
+    if (entry.is_directory() && (name.rfind("final.tmp.", 0) == 0 || name.rfind("final.old.", 0) == 0)) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
   models::ExportOptions exp;
   exp.dtype = cfg_.output.dtype;
   config::write_folder_atomically((fs::path(run_dir_) / "final").string(), [&](const std::string& tmp_folder) {

@@ -6,8 +6,8 @@
 # command with --resume ends with the adapter of an uninterrupted run, bit for
 # bit; SIGTERM / SIGINT save the step reached and exit 128 + signal (also on
 # two ranks); an output folder that takes no file fails at the start; a write
-# that fails (file size limit: EFBIG) names the file and leaves the previous
-# checkpoints as they were.
+# that fails (file size limit: EFBIG; a full tmpfs: ENOSPC) names the file
+# and leaves the previous checkpoints as they were.
 # Usage: crash_test.sh BIN_DIR REPO_ROOT
 set -uo pipefail
 BIN=$1
@@ -226,5 +226,41 @@ after=$(cd "$TMP/full/checkpoints" && ls && cat ./*/trainer_state.json | md5sum)
 [ "$before" = "$after" ]; check "the failed save left the checkpoints as they were" $?
 ! has_tmp "$TMP/full" '\.tmp\.' && [ ! -e "$TMP/full/final" ]; check "no temporary folder, no final/" $?
 finish_run "$TMP/full" "after the failed save"
+# A kill while final/ was being replaced: the old folder renamed aside, the new
+# one not yet in place. --resume writes final/ again and clears the leftovers.
+mv "$TMP/full/final" "$TMP/full/final.old.999"
+mkdir -p "$TMP/full/final.tmp.998/adapter"
+"$TRAIN" "${RUN[@]}" --output "$TMP/full" --resume >/dev/null 2>&1
+check "final/ replaced by a killed writer: --resume exit" $?
+same_as_straight "$TMP/full" && [ -z "$(ls -d "$TMP"/full/final.* 2>/dev/null)" ]
+check "final/ written again, no final.tmp.* / final.old.* left" $?
+
+# 8. A disk that really fills up (ENOSPC): a 700 KiB tmpfs holds two
+# checkpoints of about 285 KB and the run's small files, not a third one
+# being written. One line naming the file; the two checkpoints stay complete
+# and unchanged; no temporary folder; once the disk has room the same command
+# with --resume ends with the uninterrupted adapter. Needs root (mount).
+mkdir -p "$TMP/disk"
+if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=700k lire-test-disk "$TMP/disk" 2>/dev/null; then
+  trap 'umount "$TMP/disk" 2>/dev/null; rm -rf "$TMP"' EXIT
+  dir="$TMP/disk/run"
+  "$TRAIN" "${RUN[@]}" --output "$dir" >"$TMP/out" 2>"$TMP/err"
+  rc=$?
+  [ $rc -ne 0 ] && [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q "No space left on device" "$TMP/err"
+  check "a full disk: exit $rc with one line naming the cause ($(head -c 200 "$TMP/err"))" $?
+  grep -qE "/run/(checkpoints|final|metrics)" "$TMP/err"; check "a full disk: the line names the file" $?
+  kept=$(ls "$dir/checkpoints" | grep -cE '^step-[0-9]+$')
+  [ "$kept" -ge 1 ] && all_complete "$dir"; check "a full disk: $kept complete checkpoints left" $?
+  ! has_tmp "$dir" '\.tmp\.'; check "a full disk: no temporary folder left" $?
+  before=$(cd "$dir/checkpoints" && ls && cat ./*/trainer_state.json ./*/adapter/adapter_model.safetensors | md5sum)
+  "$TRAIN" "${RUN[@]}" --output "$dir" --resume >/dev/null 2>&1
+  after=$(cd "$dir/checkpoints" && ls && cat ./*/trainer_state.json ./*/adapter/adapter_model.safetensors | md5sum)
+  [ "$before" = "$after" ]; check "a full disk: a --resume that fails again changes no checkpoint" $?
+  mount -o remount,size=8m "$TMP/disk"
+  finish_run "$dir" "a full disk, then room"
+  umount "$TMP/disk"
+else
+  echo "SKIP: a full disk (mounting a small tmpfs needs root; the write-failure path is tested with EFBIG above)"
+fi
 
 finish

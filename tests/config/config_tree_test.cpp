@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -441,6 +442,30 @@ TEST(WriteFileAtomically, ReplacesExistingFile) {
   write_file_atomically(path, "");
   EXPECT_EQ(read_text(path), "");
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"resolved.yaml"});
+}
+
+TEST(WriteFolderAtomically, ReplacesTheFolderAndLeavesNoSibling) {
+  TempDir dir;
+  const std::string out = dir.file("final");
+  const auto fill_with = [](const std::string& text) {
+    return [text](const std::string& tmp) { write_text(tmp + "/a.txt", text); };
+  };
+  write_folder_atomically(out, fill_with("first\n"));
+  EXPECT_EQ(read_text(out + "/a.txt"), "first\n");
+  write_text(out + "/stale.txt", "only in the old folder\n");
+  write_folder_atomically(out, fill_with("second\n"));
+  EXPECT_EQ(read_text(out + "/a.txt"), "second\n");
+  EXPECT_FALSE(std::filesystem::exists(out + "/stale.txt"));  // replaced, not merged
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"final"});  // no .tmp. or .old. folder left
+  // A fill that throws leaves the folder as it was, and nothing beside it.
+  EXPECT_THROW(write_folder_atomically(out,
+                                       [](const std::string& tmp) {
+                                         write_text(tmp + "/a.txt", "half\n");
+                                         throw Error("disk full");
+                                       }),
+               Error);
+  EXPECT_EQ(read_text(out + "/a.txt"), "second\n");
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"final"});
 }
 
 TEST(WriteFileAtomically, MissingDirectoryThrows) {

@@ -61,9 +61,11 @@ class ConfigTree {
 void write_file_atomically(const std::string& path, const std::string& text);
 
 // Writes a folder atomically: `fill` writes everything into a fresh sibling
-// "<path>.tmp.<pid>", which then replaces `path` (an existing folder there is
-// removed first). If `fill` throws, the temporary folder is removed and
-// `path` is left as it was.
+// "<path>.tmp.<pid>", which then replaces `path`: an existing folder there is
+// renamed to "<path>.old.<pid>" first and deleted once the new one is in
+// place, so a kill leaves `path` complete (old or new) or absent, never half
+// deleted. If `fill` throws, the temporary folder is removed and `path` is
+// left as it was.
 void write_folder_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& fill);
 
 }  // namespace lire::config
