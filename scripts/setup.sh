@@ -13,17 +13,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=scripts/packages.sh
+source scripts/packages.sh
+install_missing setup "${PACKAGES[@]}"
 
 BUILD_DIR=${LIRE_BUILD_DIR:-build}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
