@@ -391,11 +391,16 @@ void emit(const json& v, std::vector<std::string>& lines) {
   if (v.is_object()) {
     for (auto it = v.begin(); it != v.end(); ++it) {
       const std::string key = format_string(it.key());
+      // YAML limits implicit ("key: value") keys to 1024 characters; a longer
+      // one is written as an explicit key ("? key" then ": value").
+      const bool explicit_key = key.size() > 1000;
+      if (explicit_key) lines.push_back("? " + key);
+      const std::string lead = explicit_key ? ":" : key + ":";
       if (!is_block(it.value())) {
-        lines.push_back(key + ": " + format_scalar(it.value()));
+        lines.push_back(lead + " " + format_scalar(it.value()));
         continue;
       }
-      lines.push_back(key + ":");
+      lines.push_back(lead);
       std::vector<std::string> child;
       emit(it.value(), child);
       for (auto& line : child) lines.push_back("  " + line);

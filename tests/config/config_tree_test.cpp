@@ -416,6 +416,23 @@ TEST(ConfigTreeYaml, SpecialFloats) {
   EXPECT_TRUE(std::isnan(back.root()["c"].get<double>()));
 }
 
+// YAML allows implicit keys of at most 1024 characters; longer keys (found by
+// the config fuzz target) are written as explicit "? key" / ": value" pairs.
+TEST(ConfigTreeYaml, LongKeysReadBack) {
+  for (const std::size_t n : {999u, 1000u, 1001u, 1030u, 5000u}) {
+    SCOPED_TRACE(n);
+    const std::string key(n, 'k'), quoted = "a \"b\" " + std::string(n, 'q');
+    const ConfigTree tree = ConfigTree::from_string("? " + key + "\n: 1\nsection:\n  ? " + key + "\n  :\n    inner: [1, 2]\n" +
+                                                    "list:\n  - ? '" + quoted + "'\n    : {x: 3}\n");
+    ASSERT_EQ(tree.root()[key], 1);
+    ASSERT_EQ(tree.root()["section"][key]["inner"], json::array({1, 2}));
+    ASSERT_EQ(tree.root()["list"][0][quoted]["x"], 3);
+    const std::string yaml = tree.to_yaml();
+    EXPECT_EQ(ConfigTree::from_string(yaml, "to_yaml").root(), tree.root()) << yaml.substr(0, 200);
+    EXPECT_EQ(yaml.find("? ") != std::string::npos, n > 998) << "explicit keys only when needed";
+  }
+}
+
 TEST(ConfigTreeYaml, IsBlockStyleAndReadable) {
   const ConfigTree tree = ConfigTree::from_string("loss:\n  name: lire\n  temperature: 3.0\nlora:\n  targets: [q, v]\n");
   EXPECT_EQ(tree.to_yaml(), "lora:\n  targets:\n    - q\n    - v\nloss:\n  name: lire\n  temperature: 3.0\n");
