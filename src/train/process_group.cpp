@@ -100,27 +100,10 @@ void ProcessGroup::fail(const char* what, const std::exception& e) const {
                              "join within runtime.dist_timeout_s = ", timeout_s_, " s (", first_line(e.what()), ")"));
 }
 
-void ProcessGroup::reduce(std::vector<torch::Tensor>& flat, const char* what, bool minimum) {
+std::function<void()> ProcessGroup::start(std::vector<torch::Tensor> flat, const char* what, bool minimum) {
   c10d::AllreduceOptions options;
   options.reduceOp = minimum ? c10d::ReduceOp::MIN : c10d::ReduceOp::SUM;
   options.timeout = to_ms(timeout_s_);
-  try {
-    c10::intrusive_ptr<c10d::Work> work;
-#ifdef USE_C10D_NCCL
-    if (state_->nccl) work = state_->nccl->allreduce(flat, options);
-#endif
-    if (state_->gloo) work = state_->gloo->allreduce(flat, options);
-    work->wait(to_ms(timeout_s_));
-  } catch (const std::exception& e) {
-    fail(what, e);
-  }
-}
-
-std::function<void()> ProcessGroup::start_sum(torch::Tensor tensor, const char* what) {
-  c10d::AllreduceOptions options;
-  options.reduceOp = c10d::ReduceOp::SUM;
-  options.timeout = to_ms(timeout_s_);
-  std::vector<torch::Tensor> flat = {std::move(tensor)};
   c10::intrusive_ptr<c10d::Work> work;
   try {
 #ifdef USE_C10D_NCCL
@@ -137,6 +120,14 @@ std::function<void()> ProcessGroup::start_sum(torch::Tensor tensor, const char* 
       fail(what, e);
     }
   };
+}
+
+void ProcessGroup::reduce(std::vector<torch::Tensor>& flat, const char* what, bool minimum) {
+  start(flat, what, minimum)();  // in place: `flat`'s tensors share their storage with the copies started
+}
+
+std::function<void()> ProcessGroup::start_sum(torch::Tensor tensor, const char* what) {
+  return start({std::move(tensor)}, what, /*minimum=*/false);
 }
 
 void ProcessGroup::all_reduce_sum(std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes) {

@@ -62,6 +62,8 @@ class ProcessGroup {
  private:
   struct State;
   ProcessGroup(std::unique_ptr<State> state, int rank, int size, std::string backend, double timeout_s);
+  // Starts an all-reduce of `flat` in place; the returned function waits for it.
+  std::function<void()> start(std::vector<torch::Tensor> flat, const char* what, bool minimum);
   void reduce(std::vector<torch::Tensor>& flat, const char* what, bool minimum = false);
   [[noreturn]] void fail(const char* what, const std::exception& e) const;
 
