@@ -4,7 +4,15 @@
 # The test command already runs the LibTorch-free parsers and config under
 # both; this is the slow companion, run by hand:
 #
-#   scripts/sanitize-torch.sh [GTEST_FILTER]     # default: every lire_tests case
+#   scripts/sanitize-torch.sh [GTEST_FILTER]     # default: every lire_tests case but those below
+#
+# Left out by default: the suites that load a sentencepiece tokenizer in the
+# same process as LibTorch. Debian's libsentencepiece carries its own protobuf
+# 3.14 with exported symbols; lire keeps it apart from LibTorch's protobuf 3.21
+# by loading it with dlopen(RTLD_DEEPBIND), which AddressSanitizer rejects, so
+# under ASan the two protobufs clash inside the third-party libraries
+# ("compiled against version 3.14.0 ... installed version (3.21.12)", then a
+# SEGV in protobuf's arena). A third-party defect, not a lire one.
 #
 # Builds lire and lire_tests with -fsanitize=address,undefined into
 # build-asan-torch/ (or $LIRE_ASAN_TORCH_BUILD_DIR; about 30 minutes on 2
@@ -16,7 +24,7 @@
 # Exits non-zero on any sanitizer report or failing test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FILTER=${1:-*}
+FILTER=${1:--SampleCommand.*:EvalCommand.*:ScoreCommand.*:TaskWorld.*:Trainer.*:T5Pairwise.*:Losses/LearnsOrdering.*}
 ./scripts/setup.sh >/dev/null  # the packages (and build/, which is quick when done)
 
 BUILD_DIR=${LIRE_ASAN_TORCH_BUILD_DIR:-build-asan-torch}

@@ -104,7 +104,9 @@ TEST(SampleCommand, PoolsHoldKResponsesWithIdsAndLogprobsTheScoringPathAgreesWit
     EXPECT_EQ(r["prompt"], text_prompts()[i]["prompt"]);
     // The input's candidates are gone, its other fields stay.
     for (const char* gone : {"chosen", "rejected", "rewards", "human"}) EXPECT_FALSE(r.contains(gone)) << gone;
-    if (i == 0) EXPECT_EQ(r["reference"], "Hi");
+    if (i == 0) {
+      EXPECT_EQ(r["reference"], "Hi");
+    }
     // Prompt as the data rule encodes it: BOS + the text.
     std::vector<int64_t> prompt = {tokenizer.bos_id()};
     for (auto t : tokenizer.encode(r["prompt"].get<std::string>())) prompt.push_back(t);
