@@ -35,11 +35,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <ATen/record_function.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
@@ -69,9 +72,11 @@ const char* const kUsage =
     "                  [--lora-r 8] [--k 2,4,8] [--lengths 256/64,512/64,64/256] [--batch 1]\n"
     "                  [--repeats 5] [--warmup 2] [--threads 0] [--device auto] [--dtype auto]\n"
     "                  [--checkpointing] [--max-sequences 16] [--no-generation] [--gen-new 32]\n"
-    "                  [--peak-tflops X] [--seed 1234]\n"
+    "                  [--peak-tflops X] [--seed 1234] [--profile 25]\n"
     "Without --model the shape defaults to a 134M-parameter Llama (768 hidden, 12 layers, 12 heads,\n"
-    "intermediate 2048, vocab 32000). --lora-r 0 is full fine-tuning. --peak-tflops adds an MFU column.\n";
+    "intermediate 2048, vocab 32000). --lora-r 0 is full fine-tuning. --peak-tflops adds an MFU column.\n"
+    "--profile N: after each train configuration's timed steps, one more step with every LibTorch op\n"
+    "timed; prints the N ops with the most self time (stderr).\n";
 
 struct Options {
   std::string model;  // HF folder; empty: random weights of the shape below
@@ -85,6 +90,7 @@ struct Options {
   bool checkpointing = false, generation = true;
   double peak_tflops = 0;
   std::int64_t seed = 1234;
+  std::int64_t profile = 0;  // ops to list from a profiled extra step; 0: no profile
   std::string one;  // hidden: run one configuration and print its RESULT line
 };
 
@@ -143,6 +149,7 @@ Options parse(const std::vector<std::string>& args) {
     else if (flag == "--gen-new") o.gen_new = positive(flag, v);
     else if (flag == "--threads") o.threads = static_cast<int>(positive(flag, v, 0));
     else if (flag == "--seed") o.seed = positive(flag, v, 0);
+    else if (flag == "--profile") o.profile = positive(flag, v, 0);
     else if (flag == "--device") o.device = v;
     else if (flag == "--dtype") o.dtype = v;
     else if (flag == "--one") o.one = v;
@@ -268,6 +275,74 @@ std::vector<std::int64_t> random_ids(std::mt19937_64& rng, std::int64_t n, std::
   return ids;
 }
 
+// ---------------------------------------------------------------- op profile
+//
+// Self time of every LibTorch op (RecordFunction callbacks: an op's time
+// minus that of the ops it calls), summed by op name over one step. Autograd
+// nodes ("autograd::engine::evaluate_function: MmBackward0") count only what
+// their kernels do not. On CUDA the times are the host's (launches), not the
+// kernels'.
+struct OpTotals {
+  std::mutex mutex;
+  std::map<std::string, std::pair<double, std::int64_t>> by_name;  // seconds, calls
+};
+OpTotals& op_totals() {
+  static OpTotals totals;
+  return totals;
+}
+
+struct OpFrame {
+  std::chrono::steady_clock::time_point start;
+  double children = 0;
+};
+thread_local std::vector<OpFrame> op_stack;
+
+struct OpContext : at::ObserverContext {};
+
+std::unique_ptr<at::ObserverContext> op_enter(const at::RecordFunction&) {
+  op_stack.push_back({std::chrono::steady_clock::now(), 0.0});
+  return std::make_unique<OpContext>();
+}
+
+void op_exit(const at::RecordFunction& fn, at::ObserverContext*) {
+  if (op_stack.empty()) return;
+  const auto frame = op_stack.back();
+  op_stack.pop_back();
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - frame.start).count();
+  if (!op_stack.empty()) op_stack.back().children += total;
+  auto& totals = op_totals();
+  std::lock_guard<std::mutex> lock(totals.mutex);
+  auto& entry = totals.by_name[fn.name()];
+  entry.first += total - frame.children;
+  entry.second += 1;
+}
+
+// Runs `step` once with every op timed and prints the `top` ops with the most
+// self time to stderr.
+template <class F>
+void profile_step(const torch::Device& device, std::int64_t top, const std::string& title, F&& step) {
+  op_totals().by_name.clear();
+  const auto handle = at::addGlobalCallback(at::RecordFunctionCallback(op_enter, op_exit));
+  const auto t0 = std::chrono::steady_clock::now();
+  step();
+  synchronize(device);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  at::removeCallback(handle);
+  std::vector<std::pair<double, std::pair<std::string, std::int64_t>>> rows;
+  double counted = 0;
+  for (const auto& [name, e] : op_totals().by_name) {
+    rows.push_back({e.first, {name, e.second}});
+    counted += e.first;
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(stderr, "profile of one step, %s: %.1f ms wall, %.1f ms in ops\n", title.c_str(), wall * 1e3,
+               counted * 1e3);
+  std::fprintf(stderr, "%10s %6s %7s  %s\n", "self ms", "%", "calls", "op");
+  for (std::size_t i = 0; i < rows.size() && static_cast<std::int64_t>(i) < top; ++i)
+    std::fprintf(stderr, "%10.1f %6.1f %7lld  %s\n", rows[i].first * 1e3, 100.0 * rows[i].first / wall,
+                 static_cast<long long>(rows[i].second.second), rows[i].second.first.c_str());
+}
+
 template <class F>
 std::vector<double> timed(const torch::Device& device, std::int64_t warmup, std::int64_t repeats, F&& f) {
   for (std::int64_t w = 0; w < warmup; ++w) f();
@@ -350,6 +425,7 @@ void run_train(const Options& o, const torch::Device& device, const std::vector<
   };
   reset_cuda_peak(device);
   const auto times = timed(device, o.warmup, o.repeats, step);
+  if (o.profile > 0) profile_step(device, o.profile, o.one, step);
   std::printf("RESULT step_s=%.9g nonembedding=%.0f head=%.0f rss_mib=%.1f cuda_mib=%.1f logps=", median(times),
               nonembedding, head, peak_rss_mib(), cuda_peak_mib(device));
   for (std::int64_t i = 0; i < first_logps.numel(); ++i)

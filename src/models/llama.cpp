@@ -103,6 +103,39 @@ torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n) {
   return x.unsqueeze(2).expand({s[0], s[1], n, s[2], s[3]}).reshape({s[0], s[1] * n, s[2], s[3]});
 }
 
+// Attention of B rows of queries q [B,H,T,D] over a prefix every row shares
+// (kp/vp [1,KV,P,D]: one list's prompt) followed by each row's own keys (k/v
+// [B,KV,T,D]); mask [B,1,T,P+T] additive. Returns [B,H,T,D], the same values
+// as attention over the prefix copied into each row. On CPU the prefix part
+// runs as one matmul per head over all B*T queries (no B copies of the
+// prefix, and larger matrices than B small ones); where the fused kernel is
+// available (CUDA, LibTorch >= 2.1) the rows get their concatenated keys and
+// the fused attention instead.
+torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& kp, const torch::Tensor& vp, const torch::Tensor& mask,
+                               double scale, int64_t groups) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), P = kp.size(2);
+#if LIRE_HAS_SDPA
+  if (q.is_cuda() && q.scalar_type() != torch::kFloat64) {
+    const auto keys = torch::cat({kp.expand({B, kp.size(1), P, D}), k}, 2);
+    const auto values = torch::cat({vp.expand({B, vp.size(1), P, D}), v}, 2);
+    return compat::attention(q, repeat_kv(keys, groups), repeat_kv(values, groups), mask, scale);
+  }
+#endif
+  const auto prefix_k = repeat_kv(kp, groups).squeeze(0);  // [H,P,D]
+  const auto prefix_v = repeat_kv(vp, groups).squeeze(0);
+  const auto rows_q = q.transpose(0, 1).reshape({H, B * T, D});
+  const auto prefix_scores = torch::matmul(rows_q, prefix_k.transpose(1, 2)).view({H, B, T, P});
+  const auto own_scores = torch::matmul(q, repeat_kv(k, groups).transpose(2, 3)).transpose(0, 1);  // [H,B,T,T]
+  auto scores = torch::cat({prefix_scores, own_scores}, 3) * scale;  // [H,B,T,P+T]
+  if (mask.defined()) scores = scores + mask.transpose(0, 1);
+  const auto softmax_dtype = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  const auto probs = torch::softmax(scores, 3, softmax_dtype).to(q.scalar_type());
+  const auto prefix_out = torch::matmul(probs.narrow(3, 0, P).reshape({H, B * T, P}), prefix_v).view({H, B, T, D});
+  const auto own_out = torch::matmul(probs.narrow(3, P, T), repeat_kv(v, groups).transpose(0, 1));
+  return (prefix_out + own_out).transpose(0, 1);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------- Attention
@@ -116,7 +149,7 @@ LlamaAttentionImpl::LlamaAttentionImpl(const io::LlamaConfig& c, const torch::Te
 
 torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                           const torch::Tensor& sin, const torch::Tensor& mask,
-                                          torch::Tensor* cache_k, torch::Tensor* cache_v) {
+                                          torch::Tensor* cache_k, torch::Tensor* cache_v, bool shared_prefix) {
   const int64_t B = x.size(0), T = x.size(1);
   auto q = q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
   auto k = k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
@@ -124,6 +157,14 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
+  const int64_t groups = heads_ / kv_heads_;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  if (shared_prefix) {
+    LIRE_CHECK(cache_k && cache_k->defined() && cache_v && cache_v->defined() && cache_k->size(0) == 1,
+               "attention: a shared prefix needs one row of cached keys and values");
+    const auto out = prefix_attention(q, k, v, *cache_k, *cache_v, mask, scale, groups);
+    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
+  }
   if (cache_k) {
     if (cache_k->defined()) {
       k = torch::cat({*cache_k, k}, 2);
@@ -132,9 +173,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     *cache_k = k;
     *cache_v = v;
   }
-  const int64_t groups = heads_ / kv_heads_;
-  const auto out = compat::attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask,
-                                     1.0 / std::sqrt(static_cast<double>(head_dim_)));
+  const auto out = compat::attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, scale);
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 
@@ -160,8 +199,8 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const io::LlamaConfig& c, const tor
 
 torch::Tensor LlamaDecoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                              const torch::Tensor& sin, const torch::Tensor& mask,
-                                             torch::Tensor* cache_k, torch::Tensor* cache_v) {
-  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache_k, cache_v);
+                                             torch::Tensor* cache_k, torch::Tensor* cache_v, bool shared_prefix) {
+  const auto h = x + self_attn(input_layernorm(x), cos, sin, mask, cache_k, cache_v, shared_prefix);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -229,10 +268,18 @@ torch::Tensor LlamaModelImpl::forward(const torch::Tensor& input_ids, const torc
     cache->values.assign(layers->size(), torch::Tensor());
   }
   const bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
+  const bool prefix = cache && cache->shared_prefix;
+  LIRE_CHECK(!prefix || past > 0, "a shared-prefix cache needs cached keys and values");
   for (std::size_t i = 0; i < layers->size(); ++i) {
     auto* layer = layers->ptr<LlamaDecoderLayerImpl>(i).get();
     if (!checkpoint) {
-      h = layer->forward(h, cos, sin, mask, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr);
+      h = layer->forward(h, cos, sin, mask, cache ? &cache->keys[i] : nullptr, cache ? &cache->values[i] : nullptr,
+                         prefix);
+    } else if (prefix) {  // the prefix goes in and stays as it is
+      h = checkpointed([layer](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+            torch::Tensor k = in[4], v = in[5];
+            return {layer->forward(in[0], in[1], in[2], in[3], &k, &v, /*shared_prefix=*/true)};
+          }, {h, cos, sin, mask, cache->keys[i], cache->values[i]})[0];
     } else if (!cache) {
       h = checkpointed([layer](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
             return {layer->forward(in[0], in[1], in[2], in[3], nullptr, nullptr)};

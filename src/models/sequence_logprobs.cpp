@@ -39,15 +39,20 @@ class TokenLogprobFunction : public torch::autograd::Function<TokenLogprobFuncti
     if (!weight_grad) dhidden = torch::empty({M, hidden.size(1)}, hidden.options().dtype(compute));
     for (int64_t begin = 0; begin < M; begin += chunk) {
       const int64_t len = std::min(chunk, M - begin);
-      const auto logits = chunk_logits(hidden, weight, begin, len, compute);
+      // One [len, V] tensor, shifted by its row maxima and exponentiated in
+      // place: log p = (logit - max) - log sum exp(logit - max).
+      auto shifted = chunk_logits(hidden, weight, begin, len, compute);
       const auto target = targets.narrow(0, begin, len).unsqueeze(1);
-      const auto l = torch::logsumexp(logits, 1);
-      lse.narrow(0, begin, len).copy_(l);
-      out.narrow(0, begin, len).copy_(logits.gather(1, target).squeeze(1) - l);
+      const auto max = std::get<0>(shifted.max(1, /*keepdim=*/true));
+      shifted.sub_(max);
+      const auto target_shifted = shifted.gather(1, target);
+      const auto sum = shifted.exp_().sum(1, /*keepdim=*/true);  // shifted now holds exp(logit - max)
+      const auto log_sum = sum.log();
+      lse.narrow(0, begin, len).copy_((max + log_sum).squeeze(1));
+      out.narrow(0, begin, len).copy_((target_shifted - log_sum).squeeze(1));
       if (!weight_grad) {
-        // W[target] - softmax(logits) W, without a second [len, V] tensor.
-        auto probs = logits.sub_(l.unsqueeze(1)).exp_();
-        const auto expected = torch::matmul(probs.to(weight.scalar_type()), weight).to(compute);
+        // W[target] - softmax(logits) W, the exponentials' product with W divided by their sum.
+        const auto expected = torch::matmul(shifted.to(weight.scalar_type()), weight).to(compute) / sum;
         dhidden.narrow(0, begin, len).copy_(weight.index_select(0, target.squeeze(1)).to(compute) - expected);
       }
     }
@@ -277,13 +282,8 @@ SequenceLogprobs shared_logprobs(LlamaForCausalLMImpl& model, const PromptPass& 
   if (L <= 1) {
     states = first.unsqueeze(1);
   } else {
-    KVCache cache;  // the list's own prompt keys/values, one view per response
-    for (std::size_t i = 0; i < pass.cache.keys.size(); ++i) {
-      const auto& k = pass.cache.keys[i];
-      const auto& v = pass.cache.values[i];
-      cache.keys.push_back(k.expand({N, k.size(1), P, k.size(3)}));
-      cache.values.push_back(v.expand({N, v.size(1), P, v.size(3)}));
-    }
+    KVCache cache = pass.cache;  // the list's prompt keys/values, read by every response
+    cache.shared_prefix = true;
     // Only tokens 0..L-2 are inputs: the last token predicts nothing.
     const auto input_ids = ids.narrow(1, 0, L - 1).to(device);
     const auto long_opts = torch::TensorOptions().dtype(torch::kLong).device(device);

@@ -11,6 +11,11 @@ namespace lire::models {
 struct KVCache {
   std::vector<torch::Tensor> keys;    // per layer [B, kv_heads, T_past, head_dim]
   std::vector<torch::Tensor> values;  // per layer [B, kv_heads, T_past, head_dim]
+  // A prefix shared by every row of the batch: keys/values hold one row
+  // ([1, kv_heads, T_past, head_dim], e.g. one list's prompt) that all B rows
+  // attend to, without being copied B times; forward reads it and leaves it
+  // as it is (the rows' own keys are not appended).
+  bool shared_prefix = false;
 
   // Number of cached positions (0 when empty).
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }

@@ -65,9 +65,12 @@ class RotaryEmbedding {
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   LlamaAttentionImpl(const io::LlamaConfig& config, const torch::TensorOptions& options);
-  // x [B,T,H]; cos/sin [B,T,D]; mask [B,1,T,T_past+T] additive; cache: this layer's slot or null.
+  // x [B,T,H]; cos/sin [B,T,D]; mask [B,1,T,T_past+T] additive; cache: this layer's slot or null
+  // (extended by this call's keys/values); with shared_prefix, the slot holds [1, kv_heads, T_past, D]
+  // read by every row and is left unchanged (KVCache::shared_prefix).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, torch::Tensor* cache_k, torch::Tensor* cache_v);
+                        const torch::Tensor& mask, torch::Tensor* cache_k, torch::Tensor* cache_v,
+                        bool shared_prefix = false);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -87,7 +90,8 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
  public:
   LlamaDecoderLayerImpl(const io::LlamaConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, torch::Tensor* cache_k, torch::Tensor* cache_v);
+                        const torch::Tensor& mask, torch::Tensor* cache_k, torch::Tensor* cache_v,
+                        bool shared_prefix = false);
   LlamaAttention self_attn{nullptr};
   LlamaMLP mlp{nullptr};
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -100,7 +104,8 @@ class LlamaModelImpl : public torch::nn::Module {
   LlamaModelImpl(const io::LlamaConfig& config, const torch::TensorOptions& options);
   // input_ids [B,T] int64; attention_mask [B, T_past+T] (1 = real token; undefined = all real);
   // position_ids [B,T] (undefined: cumsum(attention_mask) - 1 over the full mask, so left
-  // padding gets the same positions as no padding); cache: extended in place when given.
+  // padding gets the same positions as no padding); cache: extended in place when given, or,
+  // when cache->shared_prefix, a one-row prefix every row attends to (left unchanged).
   // Returns the final-norm hidden states [B,T,hidden].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                         const torch::Tensor& position_ids = {}, KVCache* cache = nullptr);
