@@ -232,17 +232,19 @@ torch::Dtype compute_dtype(const Options& o, const torch::Device& device) {
   return lire::models::resolve_dtype(o.dtype, device);
 }
 
-// GEMM rate (FLOP/s) of an n x n x n matmul in `dtype`: median of repeats after one warm-up.
+// GEMM rate (FLOP/s) of an n x n x n matmul in `dtype`: median of repeats after one warm-up,
+// into one preallocated output (the kernel's rate, without a fresh allocation's page faults).
 double gemm_rate(const torch::Device& device, torch::Dtype dtype, std::int64_t n, int repeats) {
   torch::NoGradGuard no_grad;
   const auto opts = torch::TensorOptions().dtype(dtype).device(device);
   const auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
-  auto c = torch::matmul(a, b);
+  auto c = torch::empty({n, n}, opts);
+  torch::mm_out(c, a, b);
   synchronize(device);
   std::vector<double> times;
   for (int r = 0; r < repeats; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    c = torch::matmul(a, b);
+    torch::mm_out(c, a, b);
     synchronize(device);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }

@@ -7,6 +7,7 @@
 
 #include "lire/core/error.h"
 #include "lire/core/torch_compat.h"
+#include "lire/models/attention.h"
 #include "lire/models/activation_checkpoint.h"
 
 namespace lire::models {
@@ -108,31 +109,29 @@ torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n) {
 // [B,KV,T,D]); mask [B,1,T,P+T] additive. Returns [B,H,T,D], the same values
 // as attention over the prefix copied into each row. On CPU the prefix part
 // runs as one matmul per head over all B*T queries (no B copies of the
-// prefix, and larger matrices than B small ones); where the fused kernel is
-// available (CUDA, LibTorch >= 2.1) the rows get their concatenated keys and
-// the fused attention instead.
+// prefix, and larger matrices than B small ones), the heads side by side
+// (batched_matmul); where the fused kernel is available (CUDA, LibTorch >=
+// 2.1) the rows get their concatenated keys and the fused attention instead.
 torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& kp, const torch::Tensor& vp, const torch::Tensor& mask,
                                double scale, int64_t groups) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), P = kp.size(2);
-#if LIRE_HAS_SDPA
-  if (q.is_cuda() && q.scalar_type() != torch::kFloat64) {
+  if (q.is_cuda() && compat::has_fused_attention(q)) {
     const auto keys = torch::cat({kp.expand({B, kp.size(1), P, D}), k}, 2);
     const auto values = torch::cat({vp.expand({B, vp.size(1), P, D}), v}, 2);
-    return compat::attention(q, repeat_kv(keys, groups), repeat_kv(values, groups), mask, scale);
+    return compat::fused_attention(q, repeat_kv(keys, groups), repeat_kv(values, groups), mask, scale);
   }
-#endif
   const auto prefix_k = repeat_kv(kp, groups).squeeze(0);  // [H,P,D]
   const auto prefix_v = repeat_kv(vp, groups).squeeze(0);
   const auto rows_q = q.transpose(0, 1).reshape({H, B * T, D});
-  const auto prefix_scores = torch::matmul(rows_q, prefix_k.transpose(1, 2)).view({H, B, T, P});
-  const auto own_scores = torch::matmul(q, repeat_kv(k, groups).transpose(2, 3)).transpose(0, 1);  // [H,B,T,T]
+  const auto prefix_scores = batched_matmul(rows_q, prefix_k.transpose(1, 2)).view({H, B, T, P});
+  const auto own_scores = batched_matmul(q, repeat_kv(k, groups).transpose(2, 3)).transpose(0, 1);  // [H,B,T,T]
   auto scores = torch::cat({prefix_scores, own_scores}, 3) * scale;  // [H,B,T,P+T]
   if (mask.defined()) scores = scores + mask.transpose(0, 1);
   const auto softmax_dtype = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const auto probs = torch::softmax(scores, 3, softmax_dtype).to(q.scalar_type());
-  const auto prefix_out = torch::matmul(probs.narrow(3, 0, P).reshape({H, B * T, P}), prefix_v).view({H, B, T, D});
-  const auto own_out = torch::matmul(probs.narrow(3, P, T), repeat_kv(v, groups).transpose(0, 1));
+  const auto prefix_out = batched_matmul(probs.narrow(3, 0, P).reshape({H, B * T, P}), prefix_v).view({H, B, T, D});
+  const auto own_out = batched_matmul(probs.narrow(3, P, T), repeat_kv(v, groups).transpose(0, 1));
   return (prefix_out + own_out).transpose(0, 1);
 }
 
@@ -173,7 +172,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     *cache_k = k;
     *cache_v = v;
   }
-  const auto out = compat::attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, scale);
+  const auto out = attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, scale);
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "lire/core/error.h"
-#include "lire/core/torch_compat.h"
+#include "lire/models/attention.h"
 #include "lire/core/torch_runtime.h"
 #include "lire/models/activation_checkpoint.h"
 #include "lire/io/safetensors.h"
@@ -142,7 +142,7 @@ torch::Tensor T5AttentionImpl::forward(const torch::Tensor& x, const torch::Tens
     }
   }
   // No 1/sqrt(d_kv): T5 folds it into the initialisation of q.
-  const auto out = compat::attention(query, key, value, bias, /*scale=*/1.0);
+  const auto out = attention(query, key, value, bias, /*scale=*/1.0);
   return o(out.transpose(1, 2).reshape({B, T, heads_ * d_kv_}));
 }
 

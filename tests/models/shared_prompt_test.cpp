@@ -14,6 +14,7 @@
 #include "lire/config/lora_options.h"
 #include "lire/io/hf_config.h"
 #include "lire/models/activation_checkpoint.h"
+#include "lire/models/attention.h"
 #include "lire/models/llama.h"
 #include "lire/models/lora.h"
 #include "lire/models/sequence_logprobs.h"
@@ -283,6 +284,63 @@ TEST(TokenLogprobs, Float32ComputeForFloat32Inputs) {
                        .gather(1, t.unsqueeze(1))
                        .squeeze(1);
   EXPECT_LT((out.to(torch::kFloat64) - ref).abs().max().item<double>(), 1e-5);
+}
+
+// ------------------------------------------------------------- batched products
+
+// Restores LibTorch's intra-op thread count when it goes out of scope.
+struct ThreadCount {
+  int saved = torch::get_num_threads();
+  explicit ThreadCount(int n) { torch::set_num_threads(n); }
+  ~ThreadCount() { torch::set_num_threads(saved); }
+};
+
+TEST(BatchedMatmul, HeadsSideBySideEqualMatmulInValuesAndGradients) {
+  ThreadCount two(2);  // the path that shares heads out among threads
+  torch::manual_seed(8);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    const double tol = dtype == torch::kFloat64 ? 1e-12 : 1e-5;
+    const auto opts = torch::TensorOptions().dtype(dtype);
+    // [2,3,5,4] @ [2,3,4,6] with a transposed (non-contiguous) right operand, as q k^T.
+    const auto a0 = torch::randn({2, 3, 5, 4}, opts), b0 = torch::randn({2, 3, 6, 4}, opts).transpose(2, 3);
+    const auto up = torch::randn({2, 3, 5, 6}, opts);
+    auto a = a0.clone().requires_grad_(true), b = b0.clone().requires_grad_(true);
+    auto ar = a0.clone().requires_grad_(true), br = b0.clone().requires_grad_(true);
+    const auto out = batched_matmul(a, b.transpose(2, 3).transpose(2, 3));
+    const auto ref = torch::matmul(ar, br);
+    EXPECT_EQ(out.sizes(), ref.sizes());
+    EXPECT_LT((out - ref).abs().max().item<double>(), tol);
+    (out * up).sum().backward();
+    (ref * up).sum().backward();
+    EXPECT_LT((a.grad() - ar.grad()).abs().max().item<double>(), tol);
+    EXPECT_LT((b.grad() - br.grad()).abs().max().item<double>(), tol);
+    // Only one operand needing a gradient, and no gradients at all.
+    auto c = a0.clone().requires_grad_(true);
+    (batched_matmul(c, b0) * up).sum().backward();
+    EXPECT_LT((c.grad() - ar.grad()).abs().max().item<double>(), tol);
+    torch::NoGradGuard no_grad;
+    EXPECT_LT((batched_matmul(a0, b0) - torch::matmul(a0, b0)).abs().max().item<double>(), tol);
+  }
+  // The caller's thread count is left as it was (each worker limits only its own BLAS calls).
+  EXPECT_EQ(torch::get_num_threads(), 2);
+  // Shapes that are not [..., M, K] @ [..., K, N] with equal leading dimensions: matmul's own rules.
+  const auto x = torch::randn({3, 4, 5}, torch::kFloat64), w = torch::randn({5, 2}, torch::kFloat64);
+  EXPECT_TRUE(torch::allclose(batched_matmul(x, w), torch::matmul(x, w)));
+  EXPECT_THROW(batched_matmul(torch::randn({2, 3, 4}), torch::randn({2, 5, 6})), c10::Error);
+}
+
+TEST(BatchedMatmul, AttentionEqualsSoftmaxOfScoresOnOneAndTwoThreads) {
+  torch::manual_seed(9);
+  const auto q = torch::randn({2, 3, 5, 4}, torch::kFloat64), k = torch::randn({2, 3, 7, 4}, torch::kFloat64);
+  const auto v = torch::randn({2, 3, 7, 4}, torch::kFloat64);
+  auto mask = torch::zeros({2, 1, 5, 7}, torch::kFloat64);
+  mask.index_put_({1, 0, torch::indexing::Slice(), 6}, -1e300);  // row 1 cannot see key 6
+  const auto ref = torch::matmul(torch::softmax(torch::matmul(q, k.transpose(2, 3)) * 0.5 + mask, 3), v);
+  for (int threads : {1, 2}) {
+    ThreadCount n(threads);
+    EXPECT_LT((attention(q, k, v, mask, 0.5) - ref).abs().max().item<double>(), 1e-12) << threads << " threads";
+  }
 }
 
 // ------------------------------------------------------------- checkpointing

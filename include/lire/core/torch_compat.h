@@ -22,21 +22,29 @@ inline std::tuple<at::Tensor, at::Tensor> stable_sort(const at::Tensor& values, 
   return at::sort(values, /*stable=*/true, dim, descending);
 }
 
-// softmax(q k^T * scale + mask) v with the softmax in float32 (float64 for
-// float64 inputs), as HF's eager attention. q [B,H,T,D], k/v [B,H,S,D], mask additive [B or 1,1,T,S].
-// LibTorch 2.x: at::scaled_dot_product_attention (fused kernels); 1.13: plain.
-inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
-                            double scale) {
-#if LIRE_TORCH_AT_LEAST(2, 1)
-  if (q.scalar_type() != at::kDouble) {
-    return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
-  }
+// Whether at::scaled_dot_product_attention (fused kernels, with an explicit
+// scale) serves q: LibTorch >= 2.1 and not float64 (kept on the plain path,
+// as HF's eager attention, for the float64 reference computations).
+inline bool has_fused_attention(const at::Tensor& q) {
+#if LIRE_HAS_SDPA
+  return q.scalar_type() != at::kDouble;
+#else
+  (void)q;
+  return false;
 #endif
-  auto scores = at::matmul(q, k.transpose(-2, -1)) * scale;
-  if (mask.defined()) scores = scores + mask;
-  const auto softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const auto probs = at::softmax(scores, -1, softmax_dtype).to(q.scalar_type());
-  return at::matmul(probs, v);
+}
+
+// softmax(q k^T * scale + mask) v by the fused kernel; only where
+// has_fused_attention(q). models::attention is the function to call.
+inline at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& mask, double scale) {
+#if LIRE_HAS_SDPA
+  return at::scaled_dot_product_attention(q, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+#else
+  (void)k, (void)v, (void)mask, (void)scale;
+  TORCH_CHECK(false, "fused attention needs LibTorch >= 2.1");
+  return q;
+#endif
 }
 
 }  // namespace lire::compat
