@@ -425,11 +425,19 @@ void run_train(const Options& o, const torch::Device& device, const std::vector<
     out.loss.backward();
     optimizer->step();
   };
+  // The GEMM rate just before and just after this configuration's steps: on a
+  // shared or throttling machine the rate drifts, and the row's limit should
+  // use the rate the machine had while the row ran.
+  const auto dtype = compute_dtype(o, device);
+  const std::int64_t n = device.is_cuda() ? 8192 : 2048;
+  const double gemm_before = gemm_rate(device, dtype, n, 3);
   reset_cuda_peak(device);
   const auto times = timed(device, o.warmup, o.repeats, step);
+  const double gemm_after = gemm_rate(device, dtype, n, 3);
   if (o.profile > 0) profile_step(device, o.profile, o.one, step);
-  std::printf("RESULT step_s=%.9g nonembedding=%.0f head=%.0f rss_mib=%.1f cuda_mib=%.1f logps=", median(times),
-              nonembedding, head, peak_rss_mib(), cuda_peak_mib(device));
+  std::printf("RESULT step_s=%.9g gemm=%.6g nonembedding=%.0f head=%.0f rss_mib=%.1f cuda_mib=%.1f logps=",
+              median(times), 0.5 * (gemm_before + gemm_after), nonembedding, head, peak_rss_mib(),
+              cuda_peak_mib(device));
   for (std::int64_t i = 0; i < first_logps.numel(); ++i)
     std::printf("%s%.9g", i ? "," : "", first_logps[i].item<double>());
   std::printf("\n");
@@ -557,10 +565,10 @@ int drive(const Options& o, const std::vector<std::string>& args) {
               static_cast<long long>(o.batch), static_cast<long long>(o.repeats), static_cast<long long>(o.warmup),
               o.checkpointing ? ", gradient checkpointing" : "");
   const bool cuda = device.is_cuda();
-  std::printf("| K | P/R | path | step ms | lists/s | tokens/s | ratio | limit ms | x limit |%s max abs dlogp | "
-              "peak RSS MiB%s |\n",
+  std::printf("| K | P/R | path | step ms | lists/s | tokens/s | ratio | GEMM GFLOP/s | limit ms | x limit |%s max abs "
+              "dlogp | peak RSS MiB%s |\n",
               peak > 0 ? " MFU |" : "", cuda ? " / CUDA MiB" : "");
-  std::printf("|---|---|---|---|---|---|---|---|---|%s---|---|\n", peak > 0 ? "---|" : "");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|%s---|---|\n", peak > 0 ? "---|" : "");
   const double c = o.lora_r > 0 ? 4.0 : 6.0;
   const double B = static_cast<double>(o.batch);
   for (const auto& [P, R] : o.lengths)
@@ -573,7 +581,8 @@ int drive(const Options& o, const std::vector<std::string>& args) {
         const double t = num(r, "step_s");
         const double decoder_tokens = B * (shared ? static_cast<double>(P + K * R) : static_cast<double>(K * (P + R)));
         const double flops = c * (num(r, "nonembedding") * decoder_tokens + num(r, "head") * B * K * R);
-        const double limit = flops / gemm;
+        const double row_gemm = r.count("gemm") ? num(r, "gemm") : gemm;  // the rate while this row ran
+        const double limit = flops / row_gemm;
         std::vector<double> logps;
         for (const auto& v : split(r.at("logps"), ',')) logps.push_back(std::stod(v));
         const double lists = B / t;
@@ -590,10 +599,11 @@ int drive(const Options& o, const std::vector<std::string>& args) {
           std::snprintf(text, sizeof text, "%.2g", d);
           diff = text;
         }
-        std::printf("| %lld | %lld/%lld | %s | %s | %s | %s | %s | %s | %s |%s %s | %s |\n",
+        std::printf("| %lld | %lld/%lld | %s | %s | %s | %s | %s | %s | %s | %s |%s %s | %s |\n",
                     static_cast<long long>(K), static_cast<long long>(P), static_cast<long long>(R),
                     shared ? "shared" : "naive", fixed(t * 1e3, 1).c_str(), fixed(lists, 2).c_str(),
-                    fixed(B * K * (P + R) / t, 0).c_str(), ratio.c_str(), fixed(limit * 1e3, 1).c_str(),
+                    fixed(B * K * (P + R) / t, 0).c_str(), ratio.c_str(), fixed(row_gemm / 1e9, 1).c_str(),
+                    fixed(limit * 1e3, 1).c_str(),
                     fixed(t / limit, 2).c_str(), peak > 0 ? (" " + fixed(100 * flops / t / peak, 1) + "% |").c_str() : "",
                     diff.c_str(), memory(r).c_str());
         std::fflush(stdout);

@@ -124,10 +124,14 @@ torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, c
   const auto prefix_k = repeat_kv(kp, groups).squeeze(0);  // [H,P,D]
   const auto prefix_v = repeat_kv(vp, groups).squeeze(0);
   const auto rows_q = q.transpose(0, 1).reshape({H, B * T, D});
-  const auto prefix_scores = batched_matmul(rows_q, prefix_k.transpose(1, 2)).view({H, B, T, P});
-  const auto own_scores = batched_matmul(q, repeat_kv(k, groups).transpose(2, 3)).transpose(0, 1);  // [H,B,T,T]
-  auto scores = torch::cat({prefix_scores, own_scores}, 3) * scale;  // [H,B,T,P+T]
-  if (mask.defined()) scores = scores + mask.transpose(0, 1);
+  // The mask's prefix columns as [1, B*T, P] (every head), its own columns as [B, 1, T, T].
+  const auto prefix_mask = mask.defined() ? mask.narrow(3, 0, P).transpose(0, 1).reshape({1, B * T, P}) : mask;
+  const auto own_mask = mask.defined() ? mask.narrow(3, P, T) : mask;
+  const auto prefix_scores =
+      batched_matmul(rows_q, prefix_k.transpose(1, 2), scale, prefix_mask).view({H, B, T, P});
+  const auto own_scores =
+      batched_matmul(q, repeat_kv(k, groups).transpose(2, 3), scale, own_mask).transpose(0, 1);  // [H,B,T,T]
+  const auto scores = torch::cat({prefix_scores, own_scores}, 3);                                // [H,B,T,P+T]
   const auto softmax_dtype = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const auto probs = torch::softmax(scores, 3, softmax_dtype).to(q.scalar_type());
   const auto prefix_out = batched_matmul(probs.narrow(3, 0, P).reshape({H, B * T, P}), prefix_v).view({H, B, T, D});

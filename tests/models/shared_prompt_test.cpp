@@ -319,8 +319,21 @@ TEST(BatchedMatmul, HeadsSideBySideEqualMatmulInValuesAndGradients) {
     auto c = a0.clone().requires_grad_(true);
     (batched_matmul(c, b0) * up).sum().backward();
     EXPECT_LT((c.grad() - ar.grad()).abs().max().item<double>(), tol);
+    // A scale and a broadcast addend (a mask or a position bias) with its own gradient.
+    const auto m0 = torch::randn({2, 1, 5, 6}, opts);
+    auto a2 = a0.clone().requires_grad_(true), m = m0.clone().requires_grad_(true);
+    auto a2r = a0.clone().requires_grad_(true), mr = m0.clone().requires_grad_(true);
+    const auto fused = batched_matmul(a2, b0, 0.25, m);
+    const auto plain = torch::matmul(a2r, b0) * 0.25 + mr;
+    EXPECT_LT((fused - plain).abs().max().item<double>(), tol);
+    (fused * up).sum().backward();
+    (plain * up).sum().backward();
+    EXPECT_LT((a2.grad() - a2r.grad()).abs().max().item<double>(), tol);
+    EXPECT_EQ(m.grad().sizes(), m0.sizes());
+    EXPECT_LT((m.grad() - mr.grad()).abs().max().item<double>(), tol);
     torch::NoGradGuard no_grad;
     EXPECT_LT((batched_matmul(a0, b0) - torch::matmul(a0, b0)).abs().max().item<double>(), tol);
+    EXPECT_LT((batched_matmul(a0, b0, 0.5, m0) - (torch::matmul(a0, b0) * 0.5 + m0)).abs().max().item<double>(), tol);
   }
   // The caller's thread count is left as it was (each worker limits only its own BLAS calls).
   EXPECT_EQ(torch::get_num_threads(), 2);

@@ -12,10 +12,13 @@
 
 namespace lire::models {
 
-// a [..., M, K] @ b [..., K, N] -> [..., M, N], the leading dimensions equal
-// (no broadcasting). Differentiable. The same values as torch::matmul: every
-// output element is one GEMM's dot product, whichever thread runs its head.
-torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+// scale * (a [..., M, K] @ b [..., K, N]) + addend -> [..., M, N], the leading
+// dimensions of a and b equal (other shapes: torch::matmul's rules); addend
+// (optional) broadcastable to the output, e.g. an attention mask or bias.
+// Differentiable in a, b and addend. On CPU the scale and the addend go into
+// each GEMM (alpha, beta) rather than through extra passes over the output.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, double scale = 1.0,
+                             const torch::Tensor& addend = {});
 
 // softmax(q k^T * scale + mask) v with the softmax in float32 (float64 for
 // float64 inputs), as HF's eager attention. q [B,H,T,D], k/v [B,H,S,D], mask
