@@ -7,8 +7,8 @@
 
 #include "lire/core/error.h"
 #include "lire/core/torch_compat.h"
-#include "lire/models/attention.h"
 #include "lire/models/activation_checkpoint.h"
+#include "lire/models/attention.h"
 
 namespace lire::models {
 namespace F = torch::nn::functional;
