@@ -12,6 +12,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -44,6 +45,17 @@ using Clock = std::chrono::steady_clock;
 
 // request_stop()'s signal (trainer.h); 0 = none.
 volatile std::sig_atomic_t g_stop_signal = 0;
+
+// Test hook: LIRE_TEST_STEP_PAUSE_MS=N sleeps N ms after each step's log
+// line, so that tests/apps/crash_test.sh can signal or kill a run mid-way on
+// a machine of any speed. Not meant for real runs (docs/robustness.md).
+void test_step_pause() {
+  static const long ms = [] {
+    const char* v = std::getenv("LIRE_TEST_STEP_PAUSE_MS");
+    return v && *v ? std::atol(v) : 0L;
+  }();
+  if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -1312,6 +1324,7 @@ TrainResult Trainer::run() {
     if (progress_) progress_->advance();
     const bool last = state_.step == total_steps_;
     if (state_.step % cfg_.train.log_every == 0 || last) log_train_line();
+    test_step_pause();
     if (cfg_.eval.every > 0 && state_.step % cfg_.eval.every == 0 && !last) after_eval(evaluate());
     if (cfg_.output.save_every > 0 && state_.step % cfg_.output.save_every == 0 && !last) save_checkpoint();
   }

@@ -166,7 +166,8 @@ expect_fail "lire-train without --output" "--output DIR is required" "$TRAIN" "$
 LONG=(train.max_steps=24 output.save_every=2 output.keep_last=0 lora.dropout=0.1)
 "$TRAIN" "${TINY[@]}" "${LONG[@]}" --output "$TMP/straight" >/dev/null 2>&1
 check "uninterrupted run exit" $?
-"$TRAIN" "${TINY[@]}" "${LONG[@]}" --output "$TMP/killed" >/dev/null 2>&1 &
+# 50 ms after each step (LIRE_TEST_STEP_PAUSE_MS): the kill lands before the end on any machine.
+LIRE_TEST_STEP_PAUSE_MS=50 "$TRAIN" "${TINY[@]}" "${LONG[@]}" --output "$TMP/killed" >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do [ -e "$TMP/killed/checkpoints/step-4/trainer_state.json" ] && break; sleep 0.05; done
 kill -9 $pid 2>/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Crash safety of lire-train (docs/robustness.md#crash-safety): SIGKILL at
 # random points of a run that checkpoints every step (and inside checkpoint
-# writes and deletions, held open by the test-only LIRE_TEST_CHECKPOINT_PAUSE_MS)
+# writes and deletions, held open by the test-only LIRE_TEST_CHECKPOINT_PAUSE_MS;
+# LIRE_TEST_STEP_PAUSE_MS slows the runs that must be stopped mid-way)
 # never leaves an incomplete checkpoint, the newest one loads, and the same
 # command with --resume ends with the adapter of an uninterrupted run, bit for
 # bit; SIGTERM / SIGINT save the step reached and exit 128 + signal (also on
@@ -79,17 +80,25 @@ finish_run() {
   check "$name: the uninterrupted run's adapter, bit for bit" $?
 }
 
+# Signals and kills below land mid-run on a machine of any speed: runs that
+# must be stopped before their end sleep STEP_PAUSE ms after each step
+# (LIRE_TEST_STEP_PAUSE_MS; the results do not depend on it).
+STEP_PAUSE=100
+
 # 1. SIGKILL at random times: every launch is the same command (--resume on a
-# folder without checkpoints starts the run), killed 0-400 ms after its first
-# save, twice, then run to the end. Checkpoint writes pause 0-40 ms.
+# folder without checkpoints starts the run), killed 0-200 ms after its first
+# save, twice, then run to the end. Checkpoint writes pause 0-40 ms. With the
+# step pause, each launch gets at most 2-3 steps past its first save (plus
+# the polling latency), so neither kill can come after the run's end.
 in_save=0
 for seed in 1 2 3 4; do
   RANDOM=$seed
   dir="$TMP/random-$seed"
   for round in 1 2; do
     pause=$((RANDOM % 40))
-    delay=$((RANDOM % 400))
-    LIRE_TEST_CHECKPOINT_PAUSE_MS=$pause "$TRAIN" "${RUN[@]}" --output "$dir" --resume >"$dir.$round.log" 2>&1 &
+    delay=$((RANDOM % 200))
+    LIRE_TEST_STEP_PAUSE_MS=$STEP_PAUSE LIRE_TEST_CHECKPOINT_PAUSE_MS=$pause \
+      "$TRAIN" "${RUN[@]}" --output "$dir" --resume >"$dir.$round.log" 2>&1 &
     pid=$!
     wait_for logged "$dir.$round.log" "checkpoint .* saved"
     sleep "$(printf '0.%03d' "$delay")"
@@ -129,7 +138,7 @@ done
 # (Its run folder, copied, serves in 7.)
 STOP=(output.save_every=0)
 dir="$TMP/term"
-"$TRAIN" "${RUN[@]}" "${STOP[@]}" --output "$dir" --resume >"$dir.log" 2>&1 &
+LIRE_TEST_STEP_PAUSE_MS=$STEP_PAUSE "$TRAIN" "${RUN[@]}" "${STOP[@]}" --output "$dir" --resume >"$dir.log" 2>&1 &
 pid=$!
 wait_for logged "$dir.log" "step 4/"
 kill -TERM $pid
@@ -149,7 +158,7 @@ finish_run "$dir" "SIGTERM"
 # 4. SIGINT, then SIGTERM and SIGINT again while the stop's checkpoint is
 # being written: ignored; exit 130 with that checkpoint complete.
 dir="$TMP/int"
-LIRE_TEST_CHECKPOINT_PAUSE_MS=500 "$TRAIN" "${RUN[@]}" "${STOP[@]}" --output "$dir" --resume >"$dir.log" 2>&1 &
+LIRE_TEST_STEP_PAUSE_MS=$STEP_PAUSE LIRE_TEST_CHECKPOINT_PAUSE_MS=500 "$TRAIN" "${RUN[@]}" "${STOP[@]}" --output "$dir" --resume >"$dir.log" 2>&1 &
 pid=$!
 wait_for logged "$dir.log" "step 2/"
 kill -INT $pid
@@ -175,7 +184,7 @@ TWO=("${RUN[@]}" "${STOP[@]}" train.batch_size=1 lora.dropout=0.0 --nproc 2)
 "$TRAIN" "${TWO[@]}" --output "$TMP/two-straight" >"$TMP/two-straight.log" 2>&1
 check "2 ranks, uninterrupted: exit" $?
 dir="$TMP/two"
-"$TRAIN" "${TWO[@]}" --output "$dir" --resume >"$dir.log" 2>&1 &
+LIRE_TEST_STEP_PAUSE_MS=$STEP_PAUSE "$TRAIN" "${TWO[@]}" --output "$dir" --resume >"$dir.log" 2>&1 &
 pid=$!
 wait_for logged "$dir.log" "step 3/"
 kill -TERM $pid

@@ -63,8 +63,10 @@ check "each step samples anew" $?
 
 # kill -9 inside step 1's training, inside step 2's sampling and between
 # steps; each time --resume. Pools and parameters equal the straight run's.
+# The training steps sleep 50 ms each (LIRE_TEST_STEP_PAUSE_MS), so that the
+# kill lands inside the training on a machine of any speed.
 kill_when() {  # kill_when FILE: run in the background, SIGKILL once FILE exists
-  "$TRAIN" "${EV[@]}" --output "$TMP/killed" --resume >>"$TMP/killed.out" 2>&1 &
+  LIRE_TEST_STEP_PAUSE_MS=50 "$TRAIN" "${EV[@]}" --output "$TMP/killed" --resume >>"$TMP/killed.out" 2>&1 &
   local pid=$!
   for _ in $(seq 1 1200); do [ -e "$1" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done
   kill -9 $pid 2>/dev/null
