@@ -210,6 +210,8 @@ grep -q "KL(pi || pi_ref)" "$TMP/rank0.out"; check "rank 0 prints the report" $?
 ! ls "$TMP" | grep -q 'eval2.rank'; check "lire-eval leaves no shard" $?
 
 # A rank that dies: the other stops with the timeout error instead of hanging.
+# Steps sleep 50 ms (LIRE_TEST_STEP_PAUSE_MS): 200 steps outlast the kill at 4 s on any machine.
+export LIRE_TEST_STEP_PAUSE_MS=50
 sed -i 's/dist_timeout_s: 60/dist_timeout_s: 5/' "$TMP/dp.yaml"
 p=$(port)
 RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$p "$TRAIN" --config "$TMP/dp.yaml" --no-progress \
@@ -224,5 +226,6 @@ wait
 [ $rc -ne 0 ] && grep -q "another rank died or did not join within runtime.dist_timeout_s = 5 s" "$TMP/dead.err"
 check "a killed rank makes the other fail with the timeout error (exit $rc)" $?
 [ $(($(date +%s) - start)) -lt 60 ]; check "within about the timeout" $?
+unset LIRE_TEST_STEP_PAUSE_MS
 
 finish
