@@ -284,9 +284,14 @@ std::vector<std::int64_t> random_ids(std::mt19937_64& rng, std::int64_t n, std::
 // nodes ("autograd::engine::evaluate_function: MmBackward0") count only what
 // their kernels do not. On CUDA the times are the host's (launches), not the
 // kernels'.
+struct GemmTotals {
+  double seconds = 0, flops = 0;
+  std::int64_t calls = 0;
+};
 struct OpTotals {
   std::mutex mutex;
   std::map<std::string, std::pair<double, std::int64_t>> by_name;  // seconds, calls
+  std::map<std::string, GemmTotals> gemms;  // aten::mm / addmm by operand shapes
 };
 OpTotals& op_totals() {
   static OpTotals totals;
@@ -312,11 +317,33 @@ void op_exit(const at::RecordFunction& fn, at::ObserverContext*) {
   op_stack.pop_back();
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - frame.start).count();
   if (!op_stack.empty()) op_stack.back().children += total;
+  const std::string name = fn.name();
+  // A GEMM's shapes: [M, K] x [K, N] (addmm: the bias first).
+  std::string shape;
+  double flops = 0;
+  if (name == "aten::mm" || name == "aten::addmm") {
+    const auto inputs = fn.inputs();
+    const std::size_t first = name == "aten::addmm" ? 1 : 0;
+    if (inputs.size() >= first + 2 && inputs[first].isTensor() && inputs[first + 1].isTensor()) {
+      const auto a = inputs[first].toTensor().sizes(), b = inputs[first + 1].toTensor().sizes();
+      if (a.size() == 2 && b.size() == 2) {
+        shape = name + " [" + std::to_string(a[0]) + "x" + std::to_string(a[1]) + "]x[" + std::to_string(b[0]) + "x" +
+                std::to_string(b[1]) + "]";
+        flops = 2.0 * static_cast<double>(a[0]) * static_cast<double>(a[1]) * static_cast<double>(b[1]);
+      }
+    }
+  }
   auto& totals = op_totals();
   std::lock_guard<std::mutex> lock(totals.mutex);
-  auto& entry = totals.by_name[fn.name()];
+  auto& entry = totals.by_name[name];
   entry.first += total - frame.children;
   entry.second += 1;
+  if (!shape.empty()) {
+    auto& g = totals.gemms[shape];
+    g.seconds += total - frame.children;
+    g.flops += flops;
+    g.calls += 1;
+  }
 }
 
 // Runs `step` once with every op timed and prints the `top` ops with the most
@@ -324,7 +351,8 @@ void op_exit(const at::RecordFunction& fn, at::ObserverContext*) {
 template <class F>
 void profile_step(const torch::Device& device, std::int64_t top, const std::string& title, F&& step) {
   op_totals().by_name.clear();
-  const auto handle = at::addGlobalCallback(at::RecordFunctionCallback(op_enter, op_exit));
+  op_totals().gemms.clear();
+  const auto handle = at::addGlobalCallback(at::RecordFunctionCallback(op_enter, op_exit).needsInputs(true));
   const auto t0 = std::chrono::steady_clock::now();
   step();
   synchronize(device);
@@ -343,6 +371,18 @@ void profile_step(const torch::Device& device, std::int64_t top, const std::stri
   for (std::size_t i = 0; i < rows.size() && static_cast<std::int64_t>(i) < top; ++i)
     std::fprintf(stderr, "%10.1f %6.1f %7lld  %s\n", rows[i].first * 1e3, 100.0 * rows[i].first / wall,
                  static_cast<long long>(rows[i].second.second), rows[i].second.first.c_str());
+  // The GEMMs by shape, with the rate each ran at (summed over the threads
+  // that ran them: attention's per-head GEMMs run one per thread).
+  std::vector<std::pair<double, std::string>> gemms;
+  for (const auto& [shape, g] : op_totals().gemms) gemms.push_back({g.seconds, shape});
+  std::sort(gemms.rbegin(), gemms.rend());
+  std::fprintf(stderr, "%10s %6s %7s %8s  %s\n", "self ms", "%", "calls", "GFLOP/s", "GEMM");
+  for (std::size_t i = 0; i < gemms.size() && static_cast<std::int64_t>(i) < top; ++i) {
+    const auto& g = op_totals().gemms[gemms[i].second];
+    std::fprintf(stderr, "%10.1f %6.1f %7lld %8.1f  %s\n", g.seconds * 1e3, 100.0 * g.seconds / wall,
+                 static_cast<long long>(g.calls), g.seconds > 0 ? g.flops / g.seconds * 1e-9 : 0.0,
+                 gemms[i].second.c_str());
+  }
 }
 
 template <class F>

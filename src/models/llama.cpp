@@ -9,6 +9,7 @@
 #include "lire/core/torch_compat.h"
 #include "lire/models/activation_checkpoint.h"
 #include "lire/models/attention.h"
+#include "lire/models/fused_ops.h"
 
 namespace lire::models {
 namespace F = torch::nn::functional;
@@ -41,12 +42,7 @@ RMSNormImpl::RMSNormImpl(int64_t size, double eps_, const torch::TensorOptions& 
   weight = register_parameter("weight", torch::ones({size}, options));
 }
 
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  const auto compute = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  const auto h = x.to(compute);
-  const auto normed = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * normed.to(x.scalar_type());
-}
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) { return rms_norm(x, weight, eps); }
 
 // ---------------------------------------------------------- RotaryEmbedding
 RotaryEmbedding::RotaryEmbedding(const io::LlamaConfig& config, torch::Dtype table_dtype)
@@ -91,11 +87,6 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::tables(const torch::Ten
 }
 
 namespace {
-
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
 
 // [B,KV,T,D] -> [B,KV*n,T,D] (query head h reads KV head h / n).
 torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n) {
@@ -157,9 +148,8 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   auto q = q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
   auto k = k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
   auto v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  const auto c = cos.unsqueeze(1), s = sin.unsqueeze(1);
-  q = q * c + rotate_half(q) * s;
-  k = k * c + rotate_half(k) * s;
+  q = rotary(q, cos, sin);
+  k = rotary(k, cos, sin);
   const int64_t groups = heads_ / kv_heads_;
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   if (shared_prefix) {

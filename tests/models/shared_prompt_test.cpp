@@ -15,6 +15,7 @@
 #include "lire/io/hf_config.h"
 #include "lire/models/activation_checkpoint.h"
 #include "lire/models/attention.h"
+#include "lire/models/fused_ops.h"
 #include "lire/models/llama.h"
 #include "lire/models/lora.h"
 #include "lire/models/sequence_logprobs.h"
@@ -354,6 +355,93 @@ TEST(BatchedMatmul, AttentionEqualsSoftmaxOfScoresOnOneAndTwoThreads) {
     ThreadCount n(threads);
     EXPECT_LT((attention(q, k, v, mask, 0.5) - ref).abs().max().item<double>(), 1e-12) << threads << " threads";
   }
+}
+
+// ------------------------------------------------------------- fused kernels
+
+// rms_norm's and rotary's one-pass CPU kernels against the composed ATen
+// formulas (HF's), in values and in the gradients of every input, float64 and
+// float32, on 1 and 2 threads.
+TEST(FusedOps, RmsNormEqualsComposedFormulaInValuesAndGradients) {
+  torch::manual_seed(10);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    const double tol = dtype == torch::kFloat64 ? 1e-12 : 2e-5;
+    const auto opts = torch::TensorOptions().dtype(dtype);
+    // 4 x 37 = 148 rows (several blocks of the weight gradient), given transposed (not contiguous).
+    const auto x0 = torch::randn({37, 4, 48}, opts).transpose(0, 1) * 3.0;
+    const auto w0 = torch::rand({48}, opts) + 0.5, up = torch::randn({4, 37, 48}, opts);
+    auto xr = x0.clone().requires_grad_(true), wr = w0.clone().requires_grad_(true);
+    const auto ref = rms_norm_composed(xr, wr, 1e-5);
+    (ref * up).sum().backward();
+    torch::Tensor first_dw;
+    for (int threads : {1, 2}) {
+      ThreadCount n(threads);
+      SCOPED_TRACE(std::to_string(threads) + " threads");
+      auto x = x0.detach().requires_grad_(true), w = w0.clone().requires_grad_(true);
+      const auto out = rms_norm(x, w, 1e-5);
+      EXPECT_EQ(out.sizes(), ref.sizes());
+      EXPECT_LT((out - ref).abs().max().item<double>(), tol);
+      (out * up).sum().backward();
+      EXPECT_LT(((x.grad() - xr.grad()).abs() / (xr.grad().abs() + 1)).max().item<double>(), tol);
+      EXPECT_LT(((w.grad() - wr.grad()).abs() / (wr.grad().abs() + 1)).max().item<double>(), tol);
+      // The weight's gradient sums fixed blocks of rows: the same bits on any thread count.
+      if (first_dw.defined()) {
+        EXPECT_TRUE(torch::equal(first_dw, w.grad()));
+      }
+      first_dw = w.grad().clone();
+      // Only x needing a gradient (a frozen norm under LoRA), and none at all.
+      auto x2 = x0.detach().requires_grad_(true);
+      (rms_norm(x2, w0, 1e-5) * up).sum().backward();
+      EXPECT_LT(((x2.grad() - xr.grad()).abs() / (xr.grad().abs() + 1)).max().item<double>(), tol);
+      torch::NoGradGuard no_grad;
+      EXPECT_LT((rms_norm(x0, w0, 1e-5) - ref).abs().max().item<double>(), tol);
+    }
+  }
+  // Another dtype takes the composed formula: bf16 in, bf16 out, close to float32.
+  const auto x = torch::randn({3, 16}), w = torch::rand({16}) + 0.5;
+  const auto half = rms_norm(x.to(torch::kBFloat16), w.to(torch::kBFloat16), 1e-6);
+  EXPECT_EQ(half.scalar_type(), torch::kBFloat16);
+  EXPECT_LT((half.to(torch::kFloat32) - rms_norm(x, w, 1e-6)).abs().max().item<double>(), 0.05);
+}
+
+TEST(FusedOps, RotaryEqualsComposedFormulaInValuesAndGradients) {
+  torch::manual_seed(11);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    const double tol = dtype == torch::kFloat64 ? 1e-12 : 1e-6;
+    const auto opts = torch::TensorOptions().dtype(dtype);
+    // x as the attention gets it: a projection [B,T,H,D] viewed as [B,H,T,D].
+    const auto x0 = torch::randn({3, 7, 4, 8}, opts).transpose(1, 2);
+    const auto up = torch::randn({3, 4, 7, 8}, opts);
+    const auto angles = torch::rand({3, 7, 8}, opts) * 6.0;
+    // Tables per row [B,T,D], and one table every row shares [1,T,D].
+    for (const auto& [cos, sin] : std::vector<std::pair<torch::Tensor, torch::Tensor>>{
+             {angles.cos(), angles.sin()}, {angles.narrow(0, 1, 1).cos(), angles.narrow(0, 1, 1).sin()}}) {
+      SCOPED_TRACE("tables " + std::to_string(cos.size(0)));
+      auto xr = x0.detach().requires_grad_(true);
+      const auto ref = rotary_composed(xr, cos, sin);
+      (ref * up).sum().backward();
+      for (int threads : {1, 2}) {
+        ThreadCount n(threads);
+        auto x = x0.detach().requires_grad_(true);
+        const auto out = rotary(x, cos, sin);
+        EXPECT_EQ(out.sizes(), ref.sizes());
+        EXPECT_TRUE(out.is_contiguous());
+        EXPECT_LT((out - ref).abs().max().item<double>(), tol) << threads << " threads";
+        (out * up).sum().backward();
+        EXPECT_LT((x.grad() - xr.grad()).abs().max().item<double>(), tol) << threads << " threads";
+      }
+    }
+  }
+  // With RoPE's tables (both halves of D the same angles: cat(freqs, freqs)) each
+  // pair (j, j + D/2) is rotated: its length |x_j|^2 + |x_j+D/2|^2 is kept.
+  const auto x = torch::randn({1, 2, 3, 6}, torch::kFloat64), a = torch::rand({1, 3, 3}, torch::kFloat64) * 6.0;
+  const auto table = torch::cat({a, a}, 2);
+  const auto y = rotary(x, table.cos(), table.sin());
+  const auto length = [](const torch::Tensor& t) { return t.narrow(3, 0, 3).pow(2) + t.narrow(3, 3, 3).pow(2); };
+  EXPECT_LT((length(y) - length(x)).abs().max().item<double>(), 1e-12);
+  EXPECT_GT((y - x).abs().max().item<double>(), 0.1);  // and it did rotate
 }
 
 // ------------------------------------------------------------- checkpointing
