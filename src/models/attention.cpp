@@ -29,18 +29,20 @@ bool split_over_heads(const at::Tensor& a) {
 #endif
 }
 
-// out[i] = scale * a[i] @ b[i] (+ addend's slice i) for a [n,M,K], b [n,K,N];
-// `addend`, when defined, is a view [lead..., M, N] (broadcast by expand)
-// whose leading dimensions flatten to n. The scale and the addend ride on the
-// GEMM itself (alpha, and beta = 1 over the copied addend): no extra passes
-// over the output. No autograd. With several intra-op threads the n products
-// are shared out among them, each one a single-threaded GEMM.
-at::Tensor bmm_by_heads(const at::Tensor& a_in, const at::Tensor& b_in, double scale, const at::Tensor& addend_in) {
+// out[i] = alpha * a[i] @ b[i] + (addend's slice i | out[i] when `accumulate`
+// | nothing) for a [n,M,K], b [n,K,N] and out [n,M,N], any of them strided
+// views (rows of a wider matrix: BLAS takes the leading dimension). `addend`,
+// when defined, is a view [lead..., M, N] (broadcast by expand) whose leading
+// dimensions flatten to n. The scale and the addend ride on the GEMM itself
+// (alpha, and beta = 1 over the copied addend): no extra passes over the
+// output. No autograd. With several intra-op threads the n products are
+// shared out among them, each one a single-threaded GEMM.
+void gemm_heads(const at::Tensor& out_in, const at::Tensor& a_in, const at::Tensor& b_in, double alpha,
+                bool accumulate, const at::Tensor& addend_in) {
   at::NoGradGuard no_grad;
-  const auto a = a_in.detach(), b = b_in.detach();
+  const auto a = a_in.detach(), b = b_in.detach(), out = out_in.detach();
   const auto addend = addend_in.defined() ? addend_in.detach() : addend_in;
   const int64_t n = a.size(0);
-  auto out = at::empty({n, a.size(1), b.size(2)}, a.options());
   const int64_t lead = addend.defined() ? addend.dim() - 2 : 0;
   const auto product = [&](int64_t i) {
     auto slice = out.select(0, i);
@@ -53,10 +55,9 @@ at::Tensor bmm_by_heads(const at::Tensor& a_in, const at::Tensor& b_in, double s
         rest %= stride;
       }
       slice.copy_(source);
-      at::addmm_out(slice, slice, a.select(0, i), b.select(0, i), /*beta=*/1, /*alpha=*/scale);
-    } else {
-      at::addmm_out(slice, slice, a.select(0, i), b.select(0, i), /*beta=*/0, /*alpha=*/scale);
     }
+    const double beta = addend.defined() || accumulate ? 1.0 : 0.0;
+    at::addmm_out(slice, slice, a.select(0, i), b.select(0, i), beta, alpha);
   };
 #ifdef _OPENMP
   if (n > 1 && split_over_heads(a)) {
@@ -74,10 +75,16 @@ at::Tensor bmm_by_heads(const at::Tensor& a_in, const at::Tensor& b_in, double s
       }
     }
     if (error) std::rethrow_exception(error);
-    return out;
+    return;
   }
 #endif
   for (int64_t i = 0; i < n; ++i) product(i);
+}
+
+// scale * a @ b (+ addend) into a new [n,M,N] tensor (gemm_heads).
+at::Tensor bmm_by_heads(const at::Tensor& a, const at::Tensor& b, double scale, const at::Tensor& addend) {
+  auto out = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
+  gemm_heads(out, a, b, scale, false, addend);
   return out;
 }
 
@@ -126,6 +133,81 @@ class BatchedMatmulAddFunction : public torch::autograd::Function<BatchedMatmulA
   }
 };
 
+// Attention of B rows over a prefix they share and then each row's own keys,
+// for float32/float64 on CPU. Inputs head-major: q, k, v [H,B,T,D]
+// contiguous; kp, vp [H,P,D]; the masks additive, expanded: prefix [H,B*T,P],
+// own [H,B,T,T] (or undefined; constants). Output [H,B,T,D].
+//
+// The scores live in one [H,B,T,P+T] buffer: the prefix part is one GEMM per
+// head over all B*T queries (ld = P+T), the own part one per (head, row); one
+// softmax over both; the output is the prefix product plus the own product
+// accumulated into it (beta = 1). The backward writes both parts of dP into
+// one buffer and takes one softmax backward. Composed ATen ops would instead
+// concatenate the scores, copy each part of the probabilities back out, and
+// in the backward zero-fill and add a full-size gradient per part.
+class PrefixAttentionFunction : public torch::autograd::Function<PrefixAttentionFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& kp, const at::Tensor& vp, const at::Tensor& prefix_mask,
+                            const at::Tensor& own_mask, double scale) {
+    const int64_t H = q.size(0), B = q.size(1), T = q.size(2), D = q.size(3), P = kp.size(1);
+    auto scores = at::empty({H, B, T, P + T}, q.options());
+    gemm_heads(prefix_part(scores, P), q.view({H, B * T, D}), kp.transpose(1, 2), scale, false, prefix_mask);
+    gemm_heads(own_part(scores, P), q.view({H * B, T, D}), k.view({H * B, T, D}).transpose(1, 2), scale, false,
+               own_mask);
+    const auto probs = at::_softmax(scores, 3, false);
+    scores = at::Tensor();
+    auto out = at::empty({H, B, T, D}, q.options());
+    gemm_heads(out.view({H, B * T, D}), prefix_part(probs, P), vp, 1.0, false, {});
+    gemm_heads(out.view({H * B, T, D}), own_part(probs, P), v.view({H * B, T, D}), 1.0, true, {});
+    ctx->save_for_backward({q, k, v, kp, vp, probs});
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &kp = saved[3], &vp = saved[4], &probs = saved[5];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t H = q.size(0), B = q.size(1), T = q.size(2), D = q.size(3), P = kp.size(1);
+    const auto dout = grads[0].contiguous();
+    const auto dout_rows = dout.view({H, B * T, D}), dout_own = dout.view({H * B, T, D});
+    const auto q_rows = q.view({H, B * T, D}), q_own = q.view({H * B, T, D});
+    const auto k_own = k.view({H * B, T, D}), v_own = v.view({H * B, T, D});
+    // dP = dO V^T in one buffer, then the softmax's backward over both parts.
+    auto dprobs = at::empty(probs.sizes(), probs.options());
+    gemm_heads(prefix_part(dprobs, P), dout_rows, vp.transpose(1, 2), 1.0, false, {});
+    gemm_heads(own_part(dprobs, P), dout_own, v_own.transpose(1, 2), 1.0, false, {});
+    const auto dscores = at::_softmax_backward_data(dprobs, probs, 3, probs.scalar_type());
+    dprobs = at::Tensor();
+    const auto ds_prefix = prefix_part(dscores, P), ds_own = own_part(dscores, P);
+    variable_list out(8);
+    if (ctx->needs_input_grad(0)) {  // dQ = scale dS K, both parts into one tensor
+      auto dq = at::empty({H, B, T, D}, q.options());
+      gemm_heads(dq.view({H, B * T, D}), ds_prefix, kp, scale, false, {});
+      gemm_heads(dq.view({H * B, T, D}), ds_own, k_own, scale, true, {});
+      out[0] = dq;
+    }
+    if (ctx->needs_input_grad(1)) out[1] = bmm_by_heads(ds_own.transpose(1, 2), q_own, scale, {}).view({H, B, T, D});
+    if (ctx->needs_input_grad(2))
+      out[2] = bmm_by_heads(own_part(probs, P).transpose(1, 2), dout_own, 1.0, {}).view({H, B, T, D});
+    if (ctx->needs_input_grad(3)) out[3] = bmm_by_heads(ds_prefix.transpose(1, 2), q_rows, scale, {});
+    if (ctx->needs_input_grad(4)) out[4] = bmm_by_heads(prefix_part(probs, P).transpose(1, 2), dout_rows, 1.0, {});
+    return out;
+  }
+
+ private:
+  // The prefix columns of a [H,B,T,P+T] buffer as [H, B*T, P] (rows P+T apart).
+  static at::Tensor prefix_part(const at::Tensor& t, int64_t P) {
+    return t.narrow(3, 0, P).view({t.size(0), t.size(1) * t.size(2), P});
+  }
+  // Its own columns as [H*B, T, T].
+  static at::Tensor own_part(const at::Tensor& t, int64_t P) {
+    const int64_t T = t.size(2);
+    return t.narrow(3, P, T).view({t.size(0) * t.size(1), T, T});
+  }
+};
+
 }  // namespace
 
 at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b, double scale, const at::Tensor& addend) {
@@ -157,6 +239,35 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   const auto softmax_dtype = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const auto probs = at::softmax(scores, -1, softmax_dtype).to(q.scalar_type());
   return batched_matmul(probs, v);
+}
+
+at::Tensor prefix_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& kp,
+                            const at::Tensor& vp, const at::Tensor& mask, double scale) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), P = kp.size(2);
+  TORCH_CHECK(kp.dim() == 4 && kp.size(0) == 1 && kp.size(1) == H && vp.sizes() == kp.sizes() &&
+                  k.sizes() == q.sizes() && v.sizes() == q.sizes(),
+              "prefix_attention: q/k/v [B,H,T,D] and a prefix [1,H,P,D] expected, got ", q.sizes(), ", ", k.sizes(),
+              ", ", v.sizes(), ", ", kp.sizes(), ", ", vp.sizes());
+  const auto dtype = q.scalar_type();
+  const bool same_dtype = k.scalar_type() == dtype && v.scalar_type() == dtype && kp.scalar_type() == dtype &&
+                          vp.scalar_type() == dtype && (!mask.defined() || mask.scalar_type() == dtype);
+  if (q.device().is_cpu() && (dtype == at::kFloat || dtype == at::kDouble) && same_dtype &&
+      !(mask.defined() && mask.requires_grad())) {
+    at::Tensor prefix_mask, own_mask;
+    if (mask.defined()) {
+      const auto m = mask.expand({B, 1, T, P + T});
+      prefix_mask = m.narrow(3, 0, P).reshape({1, B * T, P}).expand({H, B * T, P});
+      own_mask = m.narrow(3, P, T).transpose(0, 1).expand({H, B, T, T});
+    }
+    const auto out = PrefixAttentionFunction::apply(q.transpose(0, 1).contiguous(), k.transpose(0, 1).contiguous(),
+                                                    v.transpose(0, 1).contiguous(), kp.squeeze(0), vp.squeeze(0),
+                                                    prefix_mask, own_mask, scale);
+    return out.transpose(0, 1);
+  }
+  // Elsewhere (the fused kernel on CUDA, bf16): each row gets the prefix's keys in front of its own.
+  const auto keys = at::cat({kp.expand({B, H, P, D}), k}, 2);
+  const auto values = at::cat({vp.expand({B, H, P, D}), v}, 2);
+  return attention(q, keys, values, mask, scale);
 }
 
 }  // namespace lire::models

@@ -95,41 +95,6 @@ torch::Tensor repeat_kv(const torch::Tensor& x, int64_t n) {
   return x.unsqueeze(2).expand({s[0], s[1], n, s[2], s[3]}).reshape({s[0], s[1] * n, s[2], s[3]});
 }
 
-// Attention of B rows of queries q [B,H,T,D] over a prefix every row shares
-// (kp/vp [1,KV,P,D]: one list's prompt) followed by each row's own keys (k/v
-// [B,KV,T,D]); mask [B,1,T,P+T] additive. Returns [B,H,T,D], the same values
-// as attention over the prefix copied into each row. On CPU the prefix part
-// runs as one matmul per head over all B*T queries (no B copies of the
-// prefix, and larger matrices than B small ones), the heads side by side
-// (batched_matmul); where the fused kernel is available (CUDA, LibTorch >=
-// 2.1) the rows get their concatenated keys and the fused attention instead.
-torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& kp, const torch::Tensor& vp, const torch::Tensor& mask,
-                               double scale, int64_t groups) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), P = kp.size(2);
-  if (q.is_cuda() && compat::has_fused_attention(q)) {
-    const auto keys = torch::cat({kp.expand({B, kp.size(1), P, D}), k}, 2);
-    const auto values = torch::cat({vp.expand({B, vp.size(1), P, D}), v}, 2);
-    return compat::fused_attention(q, repeat_kv(keys, groups), repeat_kv(values, groups), mask, scale);
-  }
-  const auto prefix_k = repeat_kv(kp, groups).squeeze(0);  // [H,P,D]
-  const auto prefix_v = repeat_kv(vp, groups).squeeze(0);
-  const auto rows_q = q.transpose(0, 1).reshape({H, B * T, D});
-  // The mask's prefix columns as [1, B*T, P] (every head), its own columns as [B, 1, T, T].
-  const auto prefix_mask = mask.defined() ? mask.narrow(3, 0, P).transpose(0, 1).reshape({1, B * T, P}) : mask;
-  const auto own_mask = mask.defined() ? mask.narrow(3, P, T) : mask;
-  const auto prefix_scores =
-      batched_matmul(rows_q, prefix_k.transpose(1, 2), scale, prefix_mask).view({H, B, T, P});
-  const auto own_scores =
-      batched_matmul(q, repeat_kv(k, groups).transpose(2, 3), scale, own_mask).transpose(0, 1);  // [H,B,T,T]
-  const auto scores = torch::cat({prefix_scores, own_scores}, 3);                                // [H,B,T,P+T]
-  const auto softmax_dtype = q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
-  const auto probs = torch::softmax(scores, 3, softmax_dtype).to(q.scalar_type());
-  const auto prefix_out = batched_matmul(probs.narrow(3, 0, P).reshape({H, B * T, P}), prefix_v).view({H, B, T, D});
-  const auto own_out = batched_matmul(probs.narrow(3, P, T), repeat_kv(v, groups).transpose(0, 1));
-  return (prefix_out + own_out).transpose(0, 1);
-}
-
 }  // namespace
 
 // ------------------------------------------------------------- Attention
@@ -155,7 +120,8 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
   if (shared_prefix) {
     LIRE_CHECK(cache_k && cache_k->defined() && cache_v && cache_v->defined() && cache_k->size(0) == 1,
                "attention: a shared prefix needs one row of cached keys and values");
-    const auto out = prefix_attention(q, k, v, *cache_k, *cache_v, mask, scale, groups);
+    const auto out = prefix_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), repeat_kv(*cache_k, groups),
+                                      repeat_kv(*cache_v, groups), mask, scale);
     return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
   }
   if (cache_k) {

@@ -26,4 +26,17 @@ torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b, dou
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, double scale);
 
+// Attention of B rows of queries q [B,H,T,D] over a prefix every row shares
+// (kp/vp [1,H,P,D]: one list's prompt) followed by each row's own keys (k/v
+// [B,H,T,D]; GQA heads already repeated); mask additive, broadcastable to
+// [B,1,T,P+T], or undefined. Returns [B,H,T,D]: the values of attention over
+// the prefix copied into each row, without the copies. On CPU (float32,
+// float64) one custom autograd Function: the prefix's scores are one GEMM per
+// head over all B*T queries, both parts of the scores share one buffer and
+// one softmax, forward and backward. Elsewhere (CUDA's fused kernel, bf16)
+// the rows get the prefix's keys concatenated in front of their own.
+torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& kp, const torch::Tensor& vp, const torch::Tensor& mask,
+                               double scale);
+
 }  // namespace lire::models
