@@ -465,19 +465,23 @@ void run_train(const Options& o, const torch::Device& device, const std::vector<
     out.loss.backward();
     optimizer->step();
   };
-  // The GEMM rate just before and just after this configuration's steps: on a
-  // shared or throttling machine the rate drifts, and the row's limit should
-  // use the rate the machine had while the row ran.
+  // The GEMM rate just before and just after each timed step: on a shared or
+  // throttling machine the rate drifts (on the 2-core VM by 10-30 % between
+  // minutes), and a step's limit should use the rate the machine had while
+  // that step ran. The row reports the median of the steps' rates.
   const auto dtype = compute_dtype(o, device);
   const std::int64_t n = device.is_cuda() ? 8192 : 2048;
-  const double gemm_before = gemm_rate(device, dtype, n, 3);
   reset_cuda_peak(device);
-  const auto times = timed(device, o.warmup, o.repeats, step);
-  const double gemm_after = gemm_rate(device, dtype, n, 3);
+  for (std::int64_t w = 0; w < o.warmup; ++w) step();
+  std::vector<double> times, rates;
+  for (std::int64_t r = 0; r < o.repeats; ++r) {
+    const double before = gemm_rate(device, dtype, n, 1);
+    times.push_back(timed(device, 0, 1, step).front());
+    rates.push_back(0.5 * (before + gemm_rate(device, dtype, n, 1)));
+  }
   if (o.profile > 0) profile_step(device, o.profile, o.one, step);
   std::printf("RESULT step_s=%.9g gemm=%.6g nonembedding=%.0f head=%.0f rss_mib=%.1f cuda_mib=%.1f logps=",
-              median(times), 0.5 * (gemm_before + gemm_after), nonembedding, head, peak_rss_mib(),
-              cuda_peak_mib(device));
+              median(times), median(rates), nonembedding, head, peak_rss_mib(), cuda_peak_mib(device));
   for (std::int64_t i = 0; i < first_logps.numel(); ++i)
     std::printf("%s%.9g", i ? "," : "", first_logps[i].item<double>());
   std::printf("\n");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -268,6 +269,27 @@ at::Tensor prefix_attention(const at::Tensor& q, const at::Tensor& k, const at::
   const auto keys = at::cat({kp.expand({B, H, P, D}), k}, 2);
   const auto values = at::cat({vp.expand({B, H, P, D}), v}, 2);
   return attention(q, keys, values, mask, scale);
+}
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
+                            double scale) {
+  constexpr int64_t kBlock = 128;
+  const int64_t B = q.size(0), T = q.size(2), S = k.size(2);
+  const auto dtype = q.scalar_type();
+  if (B != 1 || T < 2 * kBlock || S < T || !mask.defined() || !q.device().is_cpu() ||
+      (dtype != at::kFloat && dtype != at::kDouble))
+    return attention(q, k, v, mask, scale);
+  const auto m = mask.expand({1, 1, T, S});
+  const int64_t before = S - T;  // cached keys ahead of the queries' own
+  std::vector<at::Tensor> blocks;
+  for (int64_t start = 0; start < T; start += kBlock) {
+    const int64_t len = std::min(kBlock, T - start), seen = before + start;
+    const auto qb = q.narrow(2, start, len), kb = k.narrow(2, seen, len), vb = v.narrow(2, seen, len);
+    const auto mb = m.narrow(2, start, len).narrow(3, 0, seen + len);
+    blocks.push_back(seen == 0 ? attention(qb, kb, vb, mb, scale)
+                               : prefix_attention(qb, kb, vb, k.narrow(2, 0, seen), v.narrow(2, 0, seen), mb, scale));
+  }
+  return at::cat(blocks, 2);
 }
 
 }  // namespace lire::models

@@ -132,7 +132,7 @@ torch::Tensor LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::T
     *cache_k = k;
     *cache_v = v;
   }
-  const auto out = attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, scale);
+  const auto out = causal_attention(q, repeat_kv(k, groups), repeat_kv(v, groups), mask, scale);
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 

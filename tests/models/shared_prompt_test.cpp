@@ -357,6 +357,39 @@ TEST(BatchedMatmul, AttentionEqualsSoftmaxOfScoresOnOneAndTwoThreads) {
   }
 }
 
+TEST(BatchedMatmul, CausalAttentionInBlocksEqualsFullAttention) {
+  ThreadCount two(2);
+  torch::manual_seed(12);
+  // 300 queries: blocks of 128, 128 and 44. Without cached keys, and after 5
+  // cached ones; a plain causal mask, and a sliding window of 150 with key 7
+  // padded out (no query has all its keys masked: a padding query's output is
+  // unused, and differs).
+  for (int64_t cached : {0, 5}) {
+    for (bool window : {false, true}) {
+      SCOPED_TRACE("cached " + std::to_string(cached) + (window ? ", window" : ""));
+      const int64_t T = 300, S = T + cached;
+      const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+      const auto q0 = torch::randn({1, 3, T, 8}, opts), k0 = torch::randn({1, 3, S, 8}, opts);
+      const auto v0 = torch::randn({1, 3, S, 8}, opts), up = torch::randn({1, 3, T, 8}, opts);
+      const auto qpos = torch::arange(T, torch::kLong).unsqueeze(1) + cached, kpos = torch::arange(S, torch::kLong);
+      auto allowed = kpos.unsqueeze(0) <= qpos;
+      if (window) allowed = allowed & (qpos - kpos.unsqueeze(0) < 150) & (kpos.unsqueeze(0) != 7);
+      const auto mask = torch::zeros({T, S}, opts).masked_fill(allowed.logical_not(), -1e300).view({1, 1, T, S});
+      std::vector<torch::Tensor> grads[2];
+      torch::Tensor outs[2];
+      for (int path = 0; path < 2; ++path) {
+        auto q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true);
+        auto v = v0.clone().requires_grad_(true);
+        outs[path] = path == 0 ? attention(q, k, v, mask, 0.3) : causal_attention(q, k, v, mask, 0.3);
+        (outs[path] * up).sum().backward();
+        grads[path] = {q.grad(), k.grad(), v.grad()};
+      }
+      EXPECT_LT((outs[1] - outs[0]).abs().max().item<double>(), 1e-12);
+      for (int i = 0; i < 3; ++i) EXPECT_LT((grads[1][i] - grads[0][i]).abs().max().item<double>(), 1e-12) << i;
+    }
+  }
+}
+
 // ------------------------------------------------------------- fused kernels
 
 // rms_norm's and rotary's one-pass CPU kernels against the composed ATen

@@ -39,4 +39,16 @@ torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, c
                                const torch::Tensor& kp, const torch::Tensor& vp, const torch::Tensor& mask,
                                double scale);
 
+// attention() under a causal mask (or a stricter one: a sliding window), the
+// queries being the last T of the S keys (S - T cached before them). For one
+// row (B == 1: a list's prompt, a prefill) on CPU the queries go in blocks of
+// 128, each over the keys up to its own end only (prefix_attention over the
+// keys before it, the block's own keys after): the score blocks the causal
+// mask hides entirely are never computed (1/4 of them at T = 256, 3/8 at
+// 512). The values are attention()'s up to the order of the sums, except in
+// a query row whose every key is masked (a padding position, whose output
+// nothing uses). Elsewhere, and below 256 queries, attention().
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& mask, double scale);
+
 }  // namespace lire::models
