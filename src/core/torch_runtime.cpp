@@ -2,7 +2,13 @@
 
 #include <sched.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <thread>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -41,7 +47,22 @@ c10::Device resolve_device(const std::string& device) {
   return d;
 }
 
+void keep_freed_memory() {
+#ifdef __GLIBC__
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::strstr(tunables, "glibc.malloc.")) return;  // the user's own settings
+  static const bool done = [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: bigger blocks are still their own mappings
+    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+    mallopt(M_TOP_PAD, 64 << 20);
+    return true;
+  }();
+  (void)done;
+#endif
+}
+
 int apply_runtime(const config::RuntimeOptions& options) {
+  keep_freed_memory();
   const int threads = options.threads > 0 ? options.threads : available_cores();
   torch::set_num_threads(threads);
   torch::manual_seed(static_cast<uint64_t>(options.seed));

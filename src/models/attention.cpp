@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -30,6 +32,75 @@ bool split_over_heads(const at::Tensor& a) {
 #endif
 }
 
+// The Fortran BLAS GEMMs of the BLAS library LibTorch itself links (OpenBLAS
+// in Debian's build), resolved at run time. Weak: a LibTorch without them
+// (a statically linked MKL) still links, and gemm_heads then goes through
+// at::addmm_out, which costs a dispatch, three tensor views and checks per
+// product; thousands of small per-head products make that visible.
+extern "C" {
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc) __attribute__((weak));
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc) __attribute__((weak));
+}
+
+// How one row-major operand [rows x cols] at strides (s0, s1) goes to a
+// column-major BLAS call that computes C^T = B^T A^T: rows contiguous ('N',
+// ld = s0) or columns contiguous ('T', ld = s1). False when neither.
+bool blas_operand(int64_t rows, int64_t cols, int64_t s0, int64_t s1, char& op, int& ld) {
+  const int64_t big = std::numeric_limits<int>::max();
+  if (rows > big || cols > big) return false;
+  if (s1 == 1 && s0 >= std::max<int64_t>(1, cols) && s0 <= big) {
+    op = 'N';
+    ld = static_cast<int>(s0);
+    return true;
+  }
+  if (s0 == 1 && s1 >= std::max<int64_t>(1, rows) && s1 <= big) {
+    op = 'T';
+    ld = static_cast<int>(s1);
+    return true;
+  }
+  return false;
+}
+
+// out[i] = alpha * a[i] @ b[i] + beta * out[i] straight through BLAS for every
+// i of one call of gemm_heads; null when the dtype, the library or a stride
+// does not allow it (then at::addmm_out).
+struct DirectGemm {
+  char op_a = 'N', op_b = 'N';
+  int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
+  bool ok = false;
+
+  DirectGemm(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
+    const auto t = a.scalar_type();
+    if (b.scalar_type() != t || out.scalar_type() != t) return;
+    if (!(t == at::kFloat ? sgemm_ != nullptr : t == at::kDouble && dgemm_ != nullptr)) return;
+    const int64_t M = a.size(1), K = a.size(2), N = b.size(2);
+    if (M == 0 || N == 0 || K == 0) return;
+    char op_c;
+    int ld_c;
+    if (!blas_operand(M, N, out.stride(1), out.stride(2), op_c, ld_c) || op_c != 'N') return;
+    if (!blas_operand(M, K, a.stride(1), a.stride(2), op_a, lda)) return;
+    if (!blas_operand(K, N, b.stride(1), b.stride(2), op_b, ldb)) return;
+    m = static_cast<int>(N);  // C^T [N x M] = B^T [N x K] A^T [K x M], column-major
+    n = static_cast<int>(M);
+    k = static_cast<int>(K);
+    ldc = ld_c;
+    ok = true;
+  }
+
+  template <class T>
+  void run(T* c, const T* a, const T* b, double alpha, double beta) const {
+    const T al = static_cast<T>(alpha), be = static_cast<T>(beta);
+    if constexpr (std::is_same_v<T, float>)
+      sgemm_(&op_b, &op_a, &m, &n, &k, &al, b, &ldb, a, &lda, &be, c, &ldc);
+    else
+      dgemm_(&op_b, &op_a, &m, &n, &k, &al, b, &ldb, a, &lda, &be, c, &ldc);
+  }
+};
+
 // out[i] = alpha * a[i] @ b[i] + (addend's slice i | out[i] when `accumulate`
 // | nothing) for a [n,M,K], b [n,K,N] and out [n,M,N], any of them strided
 // views (rows of a wider matrix: BLAS takes the leading dimension). `addend`,
@@ -45,7 +116,38 @@ void gemm_heads(const at::Tensor& out_in, const at::Tensor& a_in, const at::Tens
   const auto addend = addend_in.defined() ? addend_in.detach() : addend_in;
   const int64_t n = a.size(0);
   const int64_t lead = addend.defined() ? addend.dim() - 2 : 0;
+  const double beta = addend.defined() || accumulate ? 1.0 : 0.0;
+  DirectGemm direct(out, a, b);
+  if (addend.defined() && addend.scalar_type() != out.scalar_type()) direct.ok = false;
+  // The addend's slice i: the offset of its first element.
+  const auto addend_offset = [&](int64_t i) {
+    int64_t rest = i, stride = n, offset = 0;
+    for (int64_t d = 0; d < lead; ++d) {
+      stride /= addend.size(d);
+      offset += (rest / stride) * addend.stride(d);
+      rest %= stride;
+    }
+    return offset;
+  };
+  const auto direct_product = [&](auto* base_c, int64_t i) {
+    using T = std::remove_pointer_t<decltype(base_c)>;
+    T* c = base_c + i * out.stride(0);
+    if (addend.defined()) {
+      const T* src = addend.data_ptr<T>() + addend_offset(i);
+      const int64_t rows = out.size(1), cols = out.size(2), r0 = addend.stride(lead), r1 = addend.stride(lead + 1);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) c[r * out.stride(1) + j] = src[r * r0 + j * r1];
+    }
+    direct.run(c, a.data_ptr<T>() + i * a.stride(0), b.data_ptr<T>() + i * b.stride(0), alpha, beta);
+  };
   const auto product = [&](int64_t i) {
+    if (direct.ok) {
+      if (out.scalar_type() == at::kFloat)
+        direct_product(out.data_ptr<float>(), i);
+      else
+        direct_product(out.data_ptr<double>(), i);
+      return;
+    }
     auto slice = out.select(0, i);
     if (addend.defined()) {
       auto source = addend;
@@ -57,7 +159,6 @@ void gemm_heads(const at::Tensor& out_in, const at::Tensor& a_in, const at::Tens
       }
       slice.copy_(source);
     }
-    const double beta = addend.defined() || accumulate ? 1.0 : 0.0;
     at::addmm_out(slice, slice, a.select(0, i), b.select(0, i), beta, alpha);
   };
 #ifdef _OPENMP
