@@ -189,6 +189,66 @@ class RotaryFunction : public torch::autograd::Function<RotaryFunction> {
   }
 };
 
+// ------------------------------------------------------------------ SwiGLU
+
+// y = silu(g) * u = g s u with s = sigmoid(g) (ATen's vectorised kernel);
+// dg = dy u s (1 + g (1 - s)), du = dy g s: one pass each way.
+template <class T>
+void swiglu_forward(const T* g, const T* s, const T* u, T* y, int64_t n) {
+  at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) y[i] = (g[i] * s[i]) * u[i];
+  });
+}
+
+template <class T>
+void swiglu_backward(const T* dy, const T* g, const T* s, const T* u, T* dg, T* du, int64_t n) {
+  at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+    if (dg) {
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) dg[i] = dy[i] * u[i] * (s[i] * (T(1) + g[i] * (T(1) - s[i])));
+    }
+    if (du) {
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) du[i] = dy[i] * (g[i] * s[i]);
+    }
+  });
+}
+
+class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
+    const auto s = at::sigmoid(gate);
+    auto y = at::empty(gate.sizes(), gate.options());
+    if (gate.scalar_type() == at::kDouble)
+      swiglu_forward(gate.data_ptr<double>(), s.data_ptr<double>(), up.data_ptr<double>(), y.data_ptr<double>(),
+                     gate.numel());
+    else
+      swiglu_forward(gate.data_ptr<float>(), s.data_ptr<float>(), up.data_ptr<float>(), y.data_ptr<float>(),
+                     gate.numel());
+    ctx->save_for_backward({gate, up, s});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &g = saved[0], &u = saved[1], &s = saved[2];
+    const auto dy = grads[0].contiguous();
+    at::Tensor dg, du;
+    if (ctx->needs_input_grad(0)) dg = at::empty(g.sizes(), g.options());
+    if (ctx->needs_input_grad(1)) du = at::empty(u.sizes(), u.options());
+    if (g.scalar_type() == at::kDouble)
+      swiglu_backward(dy.data_ptr<double>(), g.data_ptr<double>(), s.data_ptr<double>(), u.data_ptr<double>(),
+                      dg.defined() ? dg.data_ptr<double>() : nullptr, du.defined() ? du.data_ptr<double>() : nullptr,
+                      g.numel());
+    else
+      swiglu_backward(dy.data_ptr<float>(), g.data_ptr<float>(), s.data_ptr<float>(), u.data_ptr<float>(),
+                      dg.defined() ? dg.data_ptr<float>() : nullptr, du.defined() ? du.data_ptr<float>() : nullptr,
+                      g.numel());
+    return {dg, du};
+  }
+};
+
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
@@ -222,6 +282,15 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
     return rotary_composed(x, cos, sin);
   const std::vector<int64_t> table{x.size(0), x.size(2), x.size(3)};
   return RotaryFunction::apply(x, cos.expand(table).contiguous(), sin.expand(table).contiguous());
+}
+
+torch::Tensor swiglu_composed(const torch::Tensor& gate, const torch::Tensor& up) { return at::silu(gate) * up; }
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  if (!fusable(gate) || up.scalar_type() != gate.scalar_type() || !up.device().is_cpu() ||
+      gate.sizes() != up.sizes() || !gate.is_contiguous() || !up.is_contiguous())
+    return swiglu_composed(gate, up);
+  return SwigluFunction::apply(gate, up);
 }
 
 }  // namespace lire::models

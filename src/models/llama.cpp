@@ -32,7 +32,10 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   if (lora_A && lora_enabled) {
     auto h = x.to(lora_A->weight.scalar_type());
     if (lora_dropout > 0 && is_training()) h = torch::dropout(h, lora_dropout, /*train=*/true);
-    y = y + (lora_B->forward(lora_A->forward(h)) * lora_scaling).to(y.scalar_type());
+    // The scaling multiplies the r-wide intermediate rather than the
+    // out_features-wide product (PEFT's order): the same value up to rounding,
+    // at a fraction of the passes, forward and backward.
+    y = y + lora_B->forward(lora_A->forward(h) * lora_scaling).to(y.scalar_type());
   }
   return y;
 }
@@ -144,7 +147,7 @@ LlamaMLPImpl::LlamaMLPImpl(const io::LlamaConfig& c, const torch::TensorOptions&
 }
 
 torch::Tensor LlamaMLPImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  return down_proj(swiglu(gate_proj(x), up_proj(x)));
 }
 
 // --------------------------------------------------------- Decoder layer

@@ -438,6 +438,34 @@ TEST(FusedOps, RmsNormEqualsComposedFormulaInValuesAndGradients) {
   EXPECT_LT((half.to(torch::kFloat32) - rms_norm(x, w, 1e-6)).abs().max().item<double>(), 0.05);
 }
 
+TEST(FusedOps, SwigluEqualsComposedFormulaInValuesAndGradients) {
+  torch::manual_seed(13);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    SCOPED_TRACE(dtype == torch::kFloat64 ? "float64" : "float32");
+    const double tol = dtype == torch::kFloat64 ? 1e-12 : 1e-5;
+    const auto opts = torch::TensorOptions().dtype(dtype);
+    // 42,000 elements: more than one parallel chunk; gates from -12 to 12 (saturated sigmoids too).
+    const auto g0 = torch::randn({3, 70, 200}, opts) * 4.0, u0 = torch::randn({3, 70, 200}, opts);
+    const auto up = torch::randn({3, 70, 200}, opts);
+    auto gr = g0.clone().requires_grad_(true), ur = u0.clone().requires_grad_(true);
+    const auto ref = swiglu_composed(gr, ur);
+    (ref * up).sum().backward();
+    for (int threads : {1, 2}) {
+      ThreadCount n(threads);
+      auto g = g0.clone().requires_grad_(true), u = u0.clone().requires_grad_(true);
+      const auto out = swiglu(g, u);
+      EXPECT_LT(((out - ref).abs() / (ref.abs() + 1)).max().item<double>(), tol) << threads << " threads";
+      (out * up).sum().backward();
+      EXPECT_LT(((g.grad() - gr.grad()).abs() / (gr.grad().abs() + 1)).max().item<double>(), tol);
+      EXPECT_LT(((u.grad() - ur.grad()).abs() / (ur.grad().abs() + 1)).max().item<double>(), tol);
+    }
+    // Only the gate needing a gradient.
+    auto g = g0.clone().requires_grad_(true);
+    (swiglu(g, u0) * up).sum().backward();
+    EXPECT_LT(((g.grad() - gr.grad()).abs() / (gr.grad().abs() + 1)).max().item<double>(), tol);
+  }
+}
+
 TEST(FusedOps, RotaryEqualsComposedFormulaInValuesAndGradients) {
   torch::manual_seed(11);
   for (auto dtype : {torch::kFloat64, torch::kFloat32}) {

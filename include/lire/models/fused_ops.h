@@ -1,5 +1,5 @@
-// Fused CPU kernels for the decoder's elementwise steps: RMSNorm and the
-// rotary embedding, each one pass forward and one pass backward (a custom
+// Fused CPU kernels for the decoder's elementwise steps: RMSNorm, the rotary
+// embedding and SwiGLU, each one pass forward and one pass backward (a custom
 // autograd Function) instead of the five to ten passes and temporaries of
 // the composed ATen ops. On a 134M Llama at 2 threads those passes cost about
 // 9 % of a shared-prompt training step (docs/perf.md).
@@ -32,5 +32,12 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
 
 // The composed ATen formula of rotary.
 torch::Tensor rotary_composed(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// silu(gate) * up (Llama's MLP), gate and up of one shape. One pass forward
+// after ATen's vectorised sigmoid, one pass backward (three composed).
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
+
+// The composed ATen formula of swiglu.
+torch::Tensor swiglu_composed(const torch::Tensor& gate, const torch::Tensor& up);
 
 }  // namespace lire::models
