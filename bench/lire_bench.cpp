@@ -76,7 +76,8 @@ const char* const kUsage =
     "Without --model the shape defaults to a 134M-parameter Llama (768 hidden, 12 layers, 12 heads,\n"
     "intermediate 2048, vocab 32000). --lora-r 0 is full fine-tuning. --peak-tflops adds an MFU column.\n"
     "--profile N: after each train configuration's timed steps, one more step with every LibTorch op\n"
-    "timed; prints the N ops with the most self time (stderr).\n";
+    "timed; prints the N ops with the most self time and the N GEMMs by shape with their\n"
+    "rate (stderr).\n";
 
 struct Options {
   std::string model;  // HF folder; empty: random weights of the shape below

@@ -66,8 +66,8 @@ bool blas_operand(int64_t rows, int64_t cols, int64_t s0, int64_t s1, char& op, 
 }
 
 // out[i] = alpha * a[i] @ b[i] + beta * out[i] straight through BLAS for every
-// i of one call of gemm_heads; null when the dtype, the library or a stride
-// does not allow it (then at::addmm_out).
+// i of one call of gemm_heads; `ok` is false when the dtype, the library or a
+// stride does not allow it (then at::addmm_out).
 struct DirectGemm {
   char op_a = 'N', op_b = 'N';
   int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0;
