@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -82,11 +83,10 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const int64_t n = x.size(-1), rows = n > 0 ? x.numel() / n : 0;
     auto y = at::empty(x.sizes(), xc.options());
     auto r = at::empty({rows}, xc.options());
-    if (x.scalar_type() == at::kDouble)
-      rms_forward(xc.data_ptr<double>(), wc.data_ptr<double>(), y.data_ptr<double>(), r.data_ptr<double>(), rows, n,
-                  eps);
-    else
-      rms_forward(xc.data_ptr<float>(), wc.data_ptr<float>(), y.data_ptr<float>(), r.data_ptr<float>(), rows, n, eps);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_norm", [&] {
+      rms_forward(xc.data_ptr<scalar_t>(), wc.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
+                  rows, n, eps);
+    });
     ctx->save_for_backward({xc, wc, r});
     return y;
   }
@@ -102,12 +102,10 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     if (ctx->needs_input_grad(1))
       blocks = at::empty({(rows + kNormBlock - 1) / kNormBlock, n}, x.options().dtype(at::kDouble));
     double* part = blocks.defined() ? blocks.data_ptr<double>() : nullptr;
-    if (x.scalar_type() == at::kDouble)
-      rms_backward(x.data_ptr<double>(), w.data_ptr<double>(), r.data_ptr<double>(), dy.data_ptr<double>(),
-                   dx.defined() ? dx.data_ptr<double>() : nullptr, part, rows, n);
-    else
-      rms_backward(x.data_ptr<float>(), w.data_ptr<float>(), r.data_ptr<float>(), dy.data_ptr<float>(),
-                   dx.defined() ? dx.data_ptr<float>() : nullptr, part, rows, n);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rms_norm_backward", [&] {
+      rms_backward(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), dy.data_ptr<scalar_t>(),
+                   dx.defined() ? dx.data_ptr<scalar_t>() : nullptr, part, rows, n);
+    });
     out[0] = dx;
     if (blocks.defined()) out[1] = blocks.sum(0).to(w.scalar_type());
     return out;
@@ -167,10 +165,10 @@ class RotaryFunction : public torch::autograd::Function<RotaryFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
     const RotaryShape s{x.size(0), x.size(1), x.size(2), x.size(3), x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
     auto y = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-    if (x.scalar_type() == at::kDouble)
-      rotary_forward(x.data_ptr<double>(), s, cos.data_ptr<double>(), sin.data_ptr<double>(), y.data_ptr<double>());
-    else
-      rotary_forward(x.data_ptr<float>(), s, cos.data_ptr<float>(), sin.data_ptr<float>(), y.data_ptr<float>());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "rotary", [&] {
+      rotary_forward(x.data_ptr<scalar_t>(), s, cos.data_ptr<scalar_t>(), sin.data_ptr<scalar_t>(),
+                     y.data_ptr<scalar_t>());
+    });
     ctx->save_for_backward({cos, sin});
     return y;
   }
@@ -181,10 +179,10 @@ class RotaryFunction : public torch::autograd::Function<RotaryFunction> {
     const auto dy = grads[0].contiguous();
     const RotaryShape s{dy.size(0), dy.size(1), dy.size(2), dy.size(3), 0, 0, 0, 1};
     auto dx = at::empty(dy.sizes(), dy.options());
-    if (dy.scalar_type() == at::kDouble)
-      rotary_backward(dy.data_ptr<double>(), s, cos.data_ptr<double>(), sin.data_ptr<double>(), dx.data_ptr<double>());
-    else
-      rotary_backward(dy.data_ptr<float>(), s, cos.data_ptr<float>(), sin.data_ptr<float>(), dx.data_ptr<float>());
+    AT_DISPATCH_FLOATING_TYPES(dy.scalar_type(), "rotary_backward", [&] {
+      rotary_backward(dy.data_ptr<scalar_t>(), s, cos.data_ptr<scalar_t>(), sin.data_ptr<scalar_t>(),
+                      dx.data_ptr<scalar_t>());
+    });
     return {dx, at::Tensor(), at::Tensor()};
   }
 };
@@ -220,12 +218,10 @@ class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& gate, const at::Tensor& up) {
     const auto s = at::sigmoid(gate);
     auto y = at::empty(gate.sizes(), gate.options());
-    if (gate.scalar_type() == at::kDouble)
-      swiglu_forward(gate.data_ptr<double>(), s.data_ptr<double>(), up.data_ptr<double>(), y.data_ptr<double>(),
+    AT_DISPATCH_FLOATING_TYPES(gate.scalar_type(), "swiglu", [&] {
+      swiglu_forward(gate.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), up.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                      gate.numel());
-    else
-      swiglu_forward(gate.data_ptr<float>(), s.data_ptr<float>(), up.data_ptr<float>(), y.data_ptr<float>(),
-                     gate.numel());
+    });
     ctx->save_for_backward({gate, up, s});
     return y;
   }
@@ -237,14 +233,11 @@ class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
     at::Tensor dg, du;
     if (ctx->needs_input_grad(0)) dg = at::empty(g.sizes(), g.options());
     if (ctx->needs_input_grad(1)) du = at::empty(u.sizes(), u.options());
-    if (g.scalar_type() == at::kDouble)
-      swiglu_backward(dy.data_ptr<double>(), g.data_ptr<double>(), s.data_ptr<double>(), u.data_ptr<double>(),
-                      dg.defined() ? dg.data_ptr<double>() : nullptr, du.defined() ? du.data_ptr<double>() : nullptr,
-                      g.numel());
-    else
-      swiglu_backward(dy.data_ptr<float>(), g.data_ptr<float>(), s.data_ptr<float>(), u.data_ptr<float>(),
-                      dg.defined() ? dg.data_ptr<float>() : nullptr, du.defined() ? du.data_ptr<float>() : nullptr,
-                      g.numel());
+    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "swiglu_backward", [&] {
+      swiglu_backward(dy.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), u.data_ptr<scalar_t>(),
+                      dg.defined() ? dg.data_ptr<scalar_t>() : nullptr,
+                      du.defined() ? du.data_ptr<scalar_t>() : nullptr, g.numel());
+    });
     return {dg, du};
   }
 };
