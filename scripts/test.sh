@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# The test scripts (tests/apps) also read JSONL with python3.
+# shellcheck source=scripts/packages.sh
+source scripts/packages.sh
+install_missing test python3
 BUILD_DIR=${LIRE_BUILD_DIR:-build}
 ctest --test-dir "$BUILD_DIR" -L quick --output-on-failure -j "$(nproc)"
 
