@@ -11,6 +11,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
+
+#include "lire/core/torch_compat.h"
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -65,7 +67,15 @@ std::unique_ptr<ProcessGroup> ProcessGroup::connect(const DistEnv& env, double t
     store_options.numWorkers = static_cast<std::size_t>(env.world_size);
     store_options.waitWorkers = true;
     store_options.timeout = to_ms(timeout_s);
-    state->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
+    try {
+      state->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
+    } catch (const std::exception& e) {
+      // "use_libuv was requested but PyTorch was build without libuv support"
+      if (std::string(e.what()).find("libuv") == std::string::npos ||
+          !compat::tcp_store_without_libuv(store_options))
+        throw;
+      state->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
+    }
     if (device.is_cuda()) {
 #ifdef USE_C10D_NCCL
       auto options = c10d::ProcessGroupNCCL::Options::create();

@@ -12,9 +12,35 @@
 // at::scaled_dot_product_attention with an explicit scale exists from 2.1.
 #define LIRE_HAS_SDPA LIRE_TORCH_AT_LEAST(2, 1)
 
+#include <type_traits>
+#include <utility>
+
 #include <ATen/ATen.h>
 
 namespace lire::compat {
+
+namespace detail {
+template <typename T, typename = void>
+struct has_use_libuv : std::false_type {};
+template <typename T>
+struct has_use_libuv<T, std::void_t<decltype(std::declval<T&>().useLibUV)>> : std::true_type {};
+}  // namespace detail
+
+// LibTorch 2.4+ asks for the TCP store's libuv server by default (older 2.x
+// have the option off), and a LibTorch built without libuv (Debian's 2.6)
+// refuses that at run time; the classic server serves there. Turns the option
+// off in c10d::TCPStoreOptions `o` and returns true when it was on; false when
+// there is nothing to turn off (then the error stands).
+template <typename StoreOptions>
+bool tcp_store_without_libuv(StoreOptions& o) {
+  if constexpr (detail::has_use_libuv<StoreOptions>::value) {
+    if (o.useLibUV) {
+      o.useLibUV = false;
+      return true;
+    }
+  }
+  return false;
+}
 
 // Stable sort along `dim` (ties keep their index order) in 1.13 and 2.x.
 inline std::tuple<at::Tensor, at::Tensor> stable_sort(const at::Tensor& values, int64_t dim,
