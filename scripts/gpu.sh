@@ -93,12 +93,15 @@ run_tests() {
   environment
   nvidia-smi > "$REPORT/nvidia-smi.txt" 2>&1 || true
   # Every quick test; the CUDA-parameterised ones (golden losses on CUDA, the
-  # one-rank NCCL group) run instead of skipping on this machine.
+  # one-rank NCCL group) run instead of skipping on this machine. Then the
+  # "on the test device" tests with CUDA tensors (LIRE_TEST_DEVICE): HF logits
+  # parity and shared vs naive vs float64 log-probs and gradients, fp32 and bf16.
   set +e
   ctest --test-dir "$BUILD_DIR" -L quick -j 8 --output-on-failure > "$REPORT/ctest.log" 2>&1
   local rc=$?
   set -e
-  "$BUILD_DIR"/tests/lire_tests --gtest_filter='*Cuda*:*CUDA*:*Nccl*:LossGolden*' > "$REPORT/cuda-tests.log" 2>&1 || rc=1
+  LIRE_TEST_DEVICE=cuda "$BUILD_DIR"/tests/lire_tests \
+    --gtest_filter='*OnTheTestDevice*:*Nccl*:*LossGolden*' > "$REPORT/cuda-tests.log" 2>&1 || rc=1
   tail -n 30 "$REPORT/ctest.log"
   grep -E "^\[  (PASSED|FAILED|SKIPPED)" "$REPORT/cuda-tests.log" || true
   return $rc

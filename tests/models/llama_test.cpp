@@ -70,6 +70,28 @@ TEST(LlamaParity, Float32LogitsWithin1e5Relative) {
   EXPECT_LT(masked_max_diff(logits, expected, mask), 1e-5 * max_abs(expected));
 }
 
+// The same on LIRE_TEST_DEVICE (cpu unless set; scripts/gpu.sh sets cuda), in
+// float32 and in bf16, where attention is the fused kernel on LibTorch 2.1+
+// and RMSNorm/rotary/SwiGLU take their composed formulas on CUDA.
+TEST(LlamaParity, LogitsMatchHfOnTheTestDevice) {
+  const auto device = lire::testing::test_device();
+  if (device.is_cuda() && !torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  torch::NoGradGuard no_grad;
+  const auto ref = reference_json("llama_tiny");
+  const auto ids = ids_tensor(ref["inputs"]["ids_right"]), mask = ids_tensor(ref["inputs"]["mask_right"]);
+  const auto expected = reference_array("llama_tiny", "logits_hf_f32");
+  // bf16 keeps 8 bits of mantissa: its logits carry errors of a few 1e-3 of their scale.
+  for (const auto& [dtype, tol] : {std::pair<std::string, double>{"fp32", 1e-5}, {"bf16", 3e-2}}) {
+    SCOPED_TRACE(dtype);
+    auto options = cpu(dtype);
+    options.device = device.str();
+    auto model = load_causal_lm(kFixtures + "/llama_tiny", options);
+    ASSERT_EQ(model->head_weight().device(), device);
+    const auto logits = model->logits(model->forward(ids.to(device), mask.to(device))).to(torch::kCPU, torch::kFloat32);
+    EXPECT_LT(masked_max_diff(logits, expected, mask), tol * max_abs(expected));
+  }
+}
+
 TEST(LlamaParity, LeftPaddingMatchesHf) {
   torch::NoGradGuard no_grad;
   auto model = load_causal_lm(kFixtures + "/llama_tiny", cpu("fp64"));

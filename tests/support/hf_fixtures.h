@@ -2,6 +2,7 @@
 // README): reference.json, arrays of reference.safetensors, token-id inputs.
 #pragma once
 
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -13,6 +14,13 @@
 #include "lire/models/weights.h"
 
 namespace lire::testing {
+
+// The device the "on the test device" tests run on: LIRE_TEST_DEVICE (cpu,
+// cuda, cuda:N; scripts/gpu.sh sets cuda), cpu when unset.
+inline torch::Device test_device() {
+  const char* name = std::getenv("LIRE_TEST_DEVICE");
+  return torch::Device(name && *name ? name : "cpu");
+}
 
 inline const std::string kHfFixtures = LIRE_TEST_FIXTURES "/hf";
 
