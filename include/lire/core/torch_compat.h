@@ -26,9 +26,9 @@ template <typename T>
 struct has_use_libuv<T, std::void_t<decltype(std::declval<T&>().useLibUV)>> : std::true_type {};
 }  // namespace detail
 
-// LibTorch 2.4+ asks for the TCP store's libuv server by default (older 2.x
-// have the option off), and a LibTorch built without libuv (Debian's 2.6)
-// refuses that at run time; the classic server serves there. Turns the option
+// LibTorch 2.4+ asks for the TCP store's libuv server by default, and a
+// LibTorch built without libuv (Debian's 2.6) refuses that at run time; the
+// classic server serves there. Turns the option
 // off in c10d::TCPStoreOptions `o` and returns true when it was on; false when
 // there is nothing to turn off (then the error stands).
 template <typename StoreOptions>
