@@ -168,6 +168,7 @@ class Trainer {
 
  private:
   void prepare_run_directory();
+  void record_resume();
   void open_data();
   void build_model();
   // A fresh copy of the base model (model.path with model.adapter merged) on `device`.
@@ -301,37 +302,44 @@ void Trainer::prepare_run_directory() {
   // A read-only or full disk fails here, not at the first checkpoint.
   check_writable(run_dir_, "--output");
 
-  // run.json: provenance, with one entry per resume.
+  // run.json: provenance. A resumed run keeps its own; the resume is added to
+  // it once the checkpoint has been restored (record_resume), so a resume
+  // that fails leaves no entry.
   const std::string run_json = (fs::path(run_dir_) / "run.json").string();
-  nlohmann::json run;
-  if (!resume_checkpoint_.empty() && fs::exists(run_json)) {
+  if (resume_checkpoint_.empty() || !fs::exists(run_json)) {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    const nlohmann::json run = {{"lire_version", LIRE_VERSION},
+                                {"git_commit", LIRE_GIT_COMMIT},
+                                {"libtorch", torch_description()},
+                                {"device", device_.str()},
+                                {"threads", threads_},
+                                {"world_size", world_},
+                                {"host", host},
+                                {"start_time", utc_timestamp()},
+                                {"command_line", job_.command_line},
+                                {"resumes", nlohmann::json::array()}};
+    config::write_file_atomically(run_json, run.dump(2) + "\n");
+  }
+  config::write_file_atomically((fs::path(run_dir_) / "config.yaml").string(), cfg_.tree.to_yaml());
+}
+
+void Trainer::record_resume() {
+  if (!writer()) return;
+  const std::string run_json = (fs::path(run_dir_) / "run.json").string();
+  nlohmann::json run = nlohmann::json::object();
+  {
     std::ifstream in(run_json);
     try {
       run = nlohmann::json::parse(in);
     } catch (const nlohmann::json::exception&) {
-      run = nlohmann::json::object();
     }
-    run["resumes"].push_back({{"time", utc_timestamp()}, {"checkpoint", resume_checkpoint_},
-                              {"command_line", job_.command_line}});
-  } else {
-    char host[256] = {0};
-    gethostname(host, sizeof host - 1);
-    run = {{"lire_version", LIRE_VERSION},
-           {"git_commit", LIRE_GIT_COMMIT},
-           {"libtorch", torch_description()},
-           {"device", device_.str()},
-           {"threads", threads_},
-           {"world_size", world_},
-           {"host", host},
-           {"start_time", utc_timestamp()},
-           {"command_line", job_.command_line},
-           {"resumes", nlohmann::json::array()}};
-    if (!resume_checkpoint_.empty())
-      run["resumes"].push_back({{"time", utc_timestamp()}, {"checkpoint", resume_checkpoint_},
-                                {"command_line", job_.command_line}});
   }
+  if (!run.is_object()) run = nlohmann::json::object();  // unreadable: start it again
+  if (!run.contains("resumes") || !run["resumes"].is_array()) run["resumes"] = nlohmann::json::array();
+  run["resumes"].push_back({{"time", utc_timestamp()}, {"checkpoint", resume_checkpoint_},
+                            {"command_line", job_.command_line}});
   config::write_file_atomically(run_json, run.dump(2) + "\n");
-  config::write_file_atomically((fs::path(run_dir_) / "config.yaml").string(), cfg_.tree.to_yaml());
 }
 
 void Trainer::open_data() {
@@ -1294,6 +1302,7 @@ TrainResult Trainer::run() {
     last_saved_step_ = state_.step;
     spdlog::info("resumed from {} at step {} (epoch {}, list {} of it)", resume_checkpoint_, state_.step,
                  state_.epoch, state_.position);
+    record_resume();
   } else {
     state_ = TrainerState{};
     state_.best_metric = cfg_.output.keep_best;

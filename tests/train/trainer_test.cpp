@@ -276,6 +276,18 @@ void check_resume(const std::vector<std::string>& extra) {
     std::ofstream cut(resumed + "/metrics.jsonl", std::ios::app);
     cut << "{\"step\": 7, \"train/lo";  // a line cut by the kill
   }
+  // A resume that fails (an unreadable optimizer state) leaves run.json's
+  // resumes as they were; then the checkpoint mended, the resume that works.
+  {
+    const std::string optimizer = checkpoint_path(resumed, 6) + "/optimizer.pt";
+    const auto size = fs::file_size(optimizer);
+    fs::copy_file(optimizer, dir.file("optimizer.pt"));
+    fs::resize_file(optimizer, size / 2);
+    EXPECT_THROW(run(cfg, resumed, /*resume=*/true), lire::Error);
+    std::ifstream run_json(resumed + "/run.json");
+    EXPECT_EQ(json::parse(run_json)["resumes"].size(), 0u);
+    fs::copy_file(dir.file("optimizer.pt"), optimizer, fs::copy_options::overwrite_existing);
+  }
   run(cfg, resumed, /*resume=*/true);
 
   const auto a = final_weights(straight), b = final_weights(resumed);
