@@ -47,7 +47,10 @@ void human_responses(const data::CandidateList& list, const Policy& policy, cons
   }
   for (std::size_t i = 0; i < list.size(); ++i) {
     if (list.human && !(*list.human)[i]) continue;
-    texts.push_back(list.responses.empty() ? std::string() : list.responses[i]);
+    // Pre-tokenized responses: their text is their ids decoded, as a sample's is.
+    texts.push_back(!list.responses.empty() ? list.responses[i]
+                    : policy.tokenizer()    ? policy.tokenizer()->decode(t.response_ids[i])
+                                            : std::string());
     ids.push_back(t.response_ids[i]);
   }
 }

@@ -215,6 +215,32 @@ TEST(SampleCommand, KeepHumanKeepsTheHumanResponsesFirstAndScoresTheWholePool) {
   }
 }
 
+// Pre-tokenized human responses keep their ids, and their text is the ids
+// decoded by the policy's tokenizer (as a sample's text is), not "".
+TEST(SampleCommand, KeepHumanDecodesPreTokenizedHumanResponses) {
+  lire::testing::TempDir dir("sample");
+  const auto tokenizer = lire::data::Tokenizer::from_folder(kPolicy);
+  const std::vector<std::vector<int64_t>> human = {tokenizer.encode("Once upon a time"), tokenizer.encode("No")};
+  write_lines(dir.file("prompts.jsonl"),
+              {json{{"id", "q0"}, {"prompt_ids", tokenizer.encode("Tell me a story")}, {"responses_ids", human}}});
+  auto args = sample_args(dir);
+  ASSERT_EQ(lire::cli::run_sample(args, make_config({"sample.num_samples=2", "sample.max_new_tokens=6",
+                                                      "sample.keep_human=true"})),
+            0);
+  const auto r = read_jsonl(args.output).at(0);
+  ASSERT_EQ(r["responses"].size(), 4u);
+  for (std::size_t k = 0; k < 2; ++k) {
+    EXPECT_TRUE(r["human"][k].get<bool>());
+    auto ids = r["responses_ids"][k].get<std::vector<int64_t>>();
+    ASSERT_GE(ids.size(), human[k].size());
+    EXPECT_EQ(std::vector<int64_t>(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(human[k].size())),
+              human[k]);
+    EXPECT_EQ(r["responses"][k], k == 0 ? "Once upon a time" : "No");
+  }
+  for (std::size_t k = 2; k < 4; ++k)
+    EXPECT_EQ(r["responses"][k], tokenizer.decode(r["responses_ids"][k].get<std::vector<int64_t>>()));
+}
+
 TEST(SampleCommand, StopStringsEndAResponseOnceItsTextContainsThem) {
   lire::testing::TempDir dir("sample");
   write_lines(dir.file("prompts.jsonl"), {json{{"prompt", "Tell me a story"}}});
