@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "lire/cli/input_records.h"
 #include "lire/cli/jsonl_output.h"
 #include "lire/cli/policy.h"
 #include "lire/cli/progress.h"
@@ -82,9 +83,8 @@ int run_sample(const SampleArgs& args, const config::Config& cfg) {
   auto& out = shards.out();
   const int64_t total = count_records(args.data);
   const int64_t W = env.world_size;
-  data::ReadOptions read;
+  data::ReadOptions read = input_read_options(cfg);
   read.allow_prompt_only = true;
-  read.fields = cfg.data.fields;
   data::CandidateListReader reader(args.data, read);
   Progress progress("sampling", (total + W - 1 - env.rank) / W, args.progress && env.rank == 0);
   progress.advance(0);
@@ -170,6 +170,7 @@ int run_sample(const SampleArgs& args, const config::Config& cfg) {
   }
   flush();
   progress.finish();
+  report_skipped(reader, args.data, env.rank == 0);
   shards.commit(index);
   const double seconds = std::max(progress.elapsed_s(), 1e-9);
   // The job's totals (every rank's), reported by rank 0.

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "lire/cli/input_records.h"
 #include "lire/cli/jsonl_output.h"
 #include "lire/cli/progress.h"
 #include "lire/cli/sharded_output.h"
@@ -52,9 +53,7 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   const int64_t W = env.world_size;
 
   const int64_t total = count_records(args.data);
-  data::ReadOptions read;
-  read.fields = cfg.data.fields;
-  data::CandidateListReader reader(args.data, read);
+  data::CandidateListReader reader(args.data, input_read_options(cfg));
   Progress progress("scoring", (total + W - 1 - env.rank) / W, args.progress && env.rank == 0);
   progress.advance(0);
   int64_t records = 0, responses = 0, tokens = 0;
@@ -113,6 +112,7 @@ int run_score(const ScoreArgs& args, const config::Config& cfg) {
   }
   flush();
   progress.finish();
+  report_skipped(reader, args.data, env.rank == 0);
   shards.commit(index);
   const double seconds = std::max(progress.elapsed_s(), 1e-9);
   // The job's totals (every rank's), reported by rank 0.

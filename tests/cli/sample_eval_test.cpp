@@ -280,6 +280,12 @@ TEST(SampleCommand, BadInputFailsWithFileAndLineAndWritesNothing) {
                   [&] { lire::cli::run_sample(args, make_config({"sample.max_new_tokens=4"})); }),
               HasSubstr("prompts.jsonl:2"));
   EXPECT_FALSE(fs::exists(args.output));
+  // data.on_error: skip leaves the malformed record out and samples the rest.
+  ASSERT_EQ(lire::cli::run_sample(args, make_config({"sample.max_new_tokens=4", "data.on_error=skip"})), 0);
+  const auto kept = read_jsonl(args.output);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0]["prompt"], "ok");
+  fs::remove(args.output);
   args.data = args.output;
   EXPECT_THAT(lire::testing::error_message<lire::Error>([&] { lire::cli::run_sample(args, make_config({})); }),
               HasSubstr("--output must differ from --data"));

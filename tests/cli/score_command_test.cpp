@@ -140,6 +140,14 @@ TEST(ScoreCommand, TextRecordsSeveralRewardModelsOverwriteAndErrors) {
                 .find("bad.jsonl:2"),
             std::string::npos);
   EXPECT_FALSE(fs::exists(bad.output));
+  // data.on_error: skip leaves the malformed record out and scores the rest.
+  auto skip = fp32_cpu();
+  skip.data.on_error = "skip";
+  ASSERT_EQ(lire::cli::run_score(bad, skip), 0);
+  const auto kept = read_jsonl(bad.output);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0]["prompt"], "x");
+  EXPECT_EQ(kept[0]["rewards"].size(), 1u);
 }
 
 TEST(ScoreCommand, ResumeKeepsCompletedRecordsAndDropsTheTornOne) {
