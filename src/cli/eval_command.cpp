@@ -398,6 +398,7 @@ int run_eval(const EvalArgs& args, const config::Config& cfg) {
     intervals.push_back(eval::bootstrap_win_rate(t.policy, t.baseline, boot, win_options));
     flips.push_back(baseline_is_model ? std::optional(eval::negative_flip_rate(t.policy, t.baseline)) : std::nullopt);
     json j = {{"name", t.name},
+              {"kind", scorer.is_label_source(t.name) ? "labels" : "rewards"},
               {"mean_reward", sum.mean_policy_reward},
               {"baseline_mean_reward", sum.mean_baseline_reward},
               {"win_rate", sum.win_rate.rate},

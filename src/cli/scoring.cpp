@@ -94,6 +94,10 @@ Scorer::Scorer(const config::Config& cfg, const std::vector<std::string>& names,
 
 Scorer::~Scorer() = default;
 
+bool Scorer::is_label_source(const std::string& name) const {
+  return std::find(label_sources_.begin(), label_sources_.end(), name) != label_sources_.end();
+}
+
 Scores Scorer::score(const std::vector<data::CandidateList>& lists) {
   Scores out;
   if (!set_) return out;

@@ -340,6 +340,7 @@ TEST(EvalCommand, WinRatesAgainstTheDataBaselineCountedByHand) {
   ASSERT_EQ(report["sources"].size(), 1u);
   const auto& s = report["sources"][0];
   EXPECT_EQ(s["name"], "short");
+  EXPECT_EQ(s["kind"], "rewards");
   EXPECT_EQ(s["ties"], 4);
   EXPECT_DOUBLE_EQ(s["win_rate"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(s["mean_reward"].get<double>(), 0.75);

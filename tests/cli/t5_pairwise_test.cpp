@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "lire/cli/eval_command.h"
 #include "lire/cli/score_command.h"
 #include "lire/config/config.h"
 #include "lire/core/error.h"
@@ -332,6 +333,50 @@ TEST(T5Pairwise, ScoreWritesLabelsAndTheMatrix) {
   EXPECT_TRUE(s.contains("psi_matrix"));
   EXPECT_EQ(s["rewards"], json({1, 1, 1}));
   EXPECT_FALSE(s.contains("rewards_short"));
+}
+
+// lire-eval with the ranker: the source is reported as `labels`, each side's
+// value is LiPO's psi of the pair, 1/4 + P/2 with P = Psi(policy, baseline),
+// and a win is P above one half.
+TEST(T5Pairwise, EvalReportsTheRankerAsALabelSource) {
+  lire::testing::TempDir dir("t5pw");
+  const fs::path d = dir.path();
+  const auto folder = make_ranker(d);
+  const auto cfg = score_config(folder);
+  const std::vector<std::string> prompts = {kContext, "a story", "lazy dogs"};
+  const std::vector<std::string> policy = {"a red fox", "the fox", "dogs"};
+  const std::vector<std::string> best = {"the fox", "lazy dogs", "a fox"};
+  std::vector<json> data, responses;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    data.push_back({{"id", i}, {"prompt", prompts[i]}, {"responses", {best[i], "no"}}, {"rewards", {1, 0}}});
+    responses.push_back({{"id", i}, {"prompt", prompts[i]}, {"responses", {policy[i]}}});
+  }
+  lire::testing::write_jsonl((d / "test.jsonl").string(), data);
+  lire::testing::write_jsonl((d / "policy.jsonl").string(), responses);
+  lire::cli::EvalArgs args;
+  args.data = (d / "test.jsonl").string();
+  args.responses = (d / "policy.jsonl").string();
+  args.output = (d / "report").string();
+  args.rewards = {"ranker"};
+  args.progress = false;
+  ASSERT_EQ(lire::cli::run_eval(args, cfg), 0);
+  std::ifstream in(d / "report" / "report.json");
+  const auto report = json::parse(in);
+  ASSERT_EQ(report["sources"].size(), 1u);
+  const auto& source = report["sources"][0];
+  EXPECT_EQ(source["kind"], "labels");
+  lire::rewards::T5PairwiseRanker ranker(*cfg.rewards.find("ranker"), fp64_cpu());
+  double mean = 0, baseline_mean = 0;
+  int wins = 0;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    const double p = ranker.preference_matrix(prompts[i], {policy[i], best[i]})[0][1];
+    mean += (0.25 + p / 2) / 3;
+    baseline_mean += (0.25 + (1 - p) / 2) / 3;
+    wins += p > 0.5;
+  }
+  EXPECT_NEAR(source["mean_reward"].get<double>(), mean, 1e-9);
+  EXPECT_NEAR(source["baseline_mean_reward"].get<double>(), baseline_mean, 1e-9);
+  EXPECT_EQ(source["wins"].get<int>(), wins);
 }
 
 TEST(T5Pairwise, TokenIdsOnlyListsFailWithFileAndLine) {

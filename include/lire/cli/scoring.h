@@ -55,6 +55,9 @@ class Scorer {
   ~Scorer();
 
   bool empty() const { return order_.empty(); }
+  // Whether source `name` gives labels (a pair model's preference
+  // probabilities, config::is_label_source) rather than rewards.
+  bool is_label_source(const std::string& name) const;
   // Source names in output order.
   const std::vector<std::string>& names() const { return order_; }
   // name -> [list][response], with the label sources' matrices.
